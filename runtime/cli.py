@@ -1,0 +1,51 @@
+"""The `tinyr1` command.
+
+Each subcommand lives in its own package and is imported only when it runs, so the runtime's
+commands work on a Pi where only `runtime/` and its Debian-packaged dependencies are installed.
+"""
+import importlib
+
+import click
+
+# name -> (module, attribute, one-line help shown by `tinyr1 --help` without importing the module)
+COMMANDS = {
+    "train": ("trainer.cli", "train", "Train a model from a recipe (SFT; resumable)."),
+    "eval": ("trainer.cli", "eval_cmd", "Evaluate a checkpoint on held-out problems of every task family."),
+    "ask": ("trainer.cli", "ask", "Answer questions with a trainer checkpoint (greedy)."),
+    "bench-train": ("trainer.cli", "bench_train", "Time one SFT step against transformers' DeepseekV3 in torch."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, attr, short_help = COMMANDS[name]
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as e:
+            package = module.split(".")[0]
+            return _missing(name, short_help, f"`tinyr1 {name}` needs the `{package}` package and its "
+                                              f"dependencies ({e}); install with: pip install 'tinyr1[train]'")
+        return getattr(mod, attr)
+
+
+def _missing(name, short_help, message):
+    @click.command(name, help=short_help, short_help=short_help,
+                   context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    def cmd():
+        raise click.ClickException(message)
+    return cmd
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tinyr1")
+def main():
+    """tinyr1: a tiny DeepSeek-R1-style reasoning model, trained in numpy, for a Raspberry Pi kiosk."""
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""tinyr1: a tiny DeepSeek-R1-style reasoning model, trained, compiled and run on a Raspberry Pi kiosk.
+
+install_requires is the runtime's floor: only packages Raspberry Pi OS bookworm ships as Debian
+packages. Training, tests and oracles are extras.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="tinyr1",
+    version="0.1.0",
+    description="Train, compile and run a tiny DeepSeek-R1-style reasoning model on a Raspberry Pi kiosk",
+    python_requires=">=3.9",
+    packages=find_packages(include=["compiler", "compiler.*", "runtime", "runtime.*", "trainer", "trainer.*"]),
+    package_data={
+        "runtime": ["tasks/*.yaml", "tasks/*.txt"],
+        "trainer": ["recipes/*.yaml", "checkpoints/*/*"],
+    },
+    install_requires=["numpy>=1.24", "msgpack>=1.0.3", "pyyaml>=5.4", "click>=8.0"],
+    extras_require={
+        "train": ["tqdm>=4.60", "matplotlib>=3.6"],
+        "dev": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6.80", "tqdm>=4.60", "matplotlib>=3.6"],
+        # numerical oracle and speed peer: HF transformers' DeepseekV3ForCausalLM on CPU torch
+        "oracle": ["torch==2.13.0", "transformers>=5.6", "safetensors>=0.4"],
+    },
+    entry_points={"console_scripts": ["tinyr1=runtime.cli:main"]},
+)

@@ -1,0 +1,87 @@
+"""Our numpy model against transformers' DeepseekV3ForCausalLM: same weights, same logits."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the oracle extra (pip install '.[oracle]') is part of `make test`")
+from transformers import DeepseekV3Config, DeepseekV3ForCausalLM  # noqa: E402
+
+from runtime.errors import CheckpointError  # noqa: E402
+from trainer import hf, model as M  # noqa: E402
+from trainer.config import ModelConfig  # noqa: E402
+
+CASES = {
+    "plain-q, no groups, norm_topk": dict(q_lora_rank=None, n_group=1, topk_group=1, first_k_dense_replace=1,
+                                          norm_topk_prob=True, rope_interleave=False),
+    "q_lora, 4 groups keep 2, interleaved rope": dict(q_lora_rank=12, n_group=4, topk_group=2,
+                                                      first_k_dense_replace=1, norm_topk_prob=False,
+                                                      rope_interleave=True),
+    "2 dense layers, tied head, groups": dict(q_lora_rank=None, n_group=2, topk_group=1, first_k_dense_replace=2,
+                                              norm_topk_prob=True, rope_interleave=True, tie_word_embeddings=True),
+    "all MoE, q_lora, no norm_topk": dict(q_lora_rank=8, n_group=1, topk_group=1, first_k_dense_replace=0,
+                                          norm_topk_prob=False, rope_interleave=False),
+}
+
+
+def random_hf_model(case, seed):
+    over = dict(case)
+    interleave = over.pop("rope_interleave")
+    cfg = ModelConfig(vocab_size=40, hidden_size=32, intermediate_size=48, moe_intermediate_size=16,
+                      num_hidden_layers=3, num_attention_heads=4, n_routed_experts=8, num_experts_per_tok=2,
+                      kv_lora_rank=8, qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=6,
+                      routed_scaling_factor=2.5, max_position_embeddings=64, **over).validate()
+    torch.manual_seed(seed)
+    kw = hf.config_to_hf(cfg)
+    kw["rope_interleave"] = interleave
+    model = DeepseekV3ForCausalLM(DeepseekV3Config(**kw, attn_implementation="eager")).eval()
+    with torch.no_grad():                    # non-trivial norms and a non-zero (signed) correction bias
+        for name, b in model.named_buffers():
+            if "e_score_correction_bias" in name:
+                b.copy_(torch.randn_like(b) * 0.05)
+        for name, prm in model.named_parameters():
+            if name.endswith("norm.weight"):
+                prm.copy_(1 + 0.1 * torch.randn_like(prm))
+    sd = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+    return model, cfg, sd, interleave
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_logits_match_transformers(name):
+    model, cfg, sd, interleave = random_hf_model(CASES[name], seed=len(name))
+    params = hf.from_hf_state_dict(sd, cfg, rope_interleave=interleave)
+    assert any(np.abs(v).max() > 0 for k, v in params.items() if k.endswith(M.BUFFER_SUFFIX))
+    ids = np.random.default_rng(0).integers(0, cfg.vocab_size, (2, 17))
+    ours = M.logits(params, cfg, ids)
+    with torch.no_grad():
+        theirs = model(torch.tensor(ids)).logits.numpy()
+    assert np.abs(ours - theirs).max() < 1e-4
+
+
+def test_export_then_load_into_transformers_reproduces_our_logits():
+    cfg = ModelConfig(vocab_size=40, hidden_size=32, intermediate_size=48, moe_intermediate_size=16,
+                      num_hidden_layers=2, num_attention_heads=4, kv_lora_rank=8, qk_nope_head_dim=8,
+                      qk_rope_head_dim=4, v_head_dim=6, n_group=2, topk_group=1, max_position_embeddings=32,
+                      num_nextn_predict_layers=1)
+    params = M.init_params(cfg, 11)
+    params["layers.1.mlp." + M.BUFFER_SUFFIX] += np.linspace(-0.05, 0.05, cfg.n_routed_experts).astype(np.float32)
+    model = DeepseekV3ForCausalLM(DeepseekV3Config(**hf.config_to_hf(cfg), attn_implementation="eager")).eval()
+    sd = hf.to_hf_state_dict(params, cfg)
+    assert not any(k.startswith("mtp") for k in sd)
+    missing, unexpected = model.load_state_dict({k: torch.from_numpy(v) for k, v in sd.items()}, strict=False)
+    assert not unexpected and all("rotary" in k for k in missing)
+    ids = np.arange(20).reshape(2, 10) % cfg.vocab_size
+    with torch.no_grad():
+        theirs = model(torch.tensor(ids)).logits.numpy()
+    assert np.abs(M.logits(params, cfg, ids) - theirs).max() < 1e-4
+
+
+def test_import_rejects_wrong_shapes_and_extra_tensors():
+    _, cfg, sd, _ = random_hf_model(CASES["plain-q, no groups, norm_topk"], 0)
+    bad = dict(sd)
+    bad["model.norm.weight"] = np.ones(5, np.float32)
+    with pytest.raises(CheckpointError, match=r"model\.norm\.weight.*shape \(5,\).*expected \(32,\)"):
+        hf.from_hf_state_dict(bad, cfg, False)
+    extra = dict(sd, **{"model.layers.9.foo.weight": np.zeros(1)})
+    with pytest.raises(CheckpointError, match="unexpected tensors"):
+        hf.from_hf_state_dict(extra, cfg, False)
+    with pytest.raises(CheckpointError, match="rope type 'yarn'"):
+        hf.config_from_hf({"model_type": "deepseek_v3", "rope_scaling": {"rope_type": "yarn"}})

@@ -1,0 +1,95 @@
+"""Trainer subcommands of `tinyr1` (loaded lazily by runtime/cli.py)."""
+import json
+import os
+import sys
+
+import click
+
+from runtime.errors import TinyR1Error
+
+
+def _fail(e):
+    raise click.ClickException(str(e))
+
+
+@click.command("train")
+@click.option("--recipe", required=True, type=click.Path(dir_okay=False),
+              help="Recipe YAML (trainer/recipes/*.yaml): overrides of the documented defaults.")
+@click.option("--out", default=None, type=click.Path(file_okay=False),
+              help="Run directory for checkpoints, metrics.jsonl and loss.png [default: runs/<recipe name>].")
+@click.option("--resume", is_flag=True,
+              help="Continue from the run directory's latest checkpoint; reproduces the uninterrupted losses.")
+@click.option("--steps", type=int, default=None,
+              help="Stop after this many steps (the LR schedule still follows the recipe's total).")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bar (for logs).")
+def train(recipe, out, resume, steps, no_progress):
+    """Train a model from a recipe: cold-start SFT on chain-of-thought traces."""
+    from trainer.recipe import load_recipe
+    from trainer.sft import run_sft
+    try:
+        r = load_recipe(recipe)
+        run_sft(r, out or os.path.join("runs", r.name), resume=resume, progress=not no_progress, max_steps=steps)
+    except TinyR1Error as e:
+        _fail(e)
+
+
+@click.command("eval")
+@click.argument("checkpoint", type=click.Path(exists=True, file_okay=False))
+@click.option("--tasks", default="all", show_default=True,
+              help="Comma-separated task families to evaluate, or 'all'.")
+@click.option("--n", default=200, show_default=True, help="Held-out problems per family.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the problem draw.")
+@click.option("--no-extrapolation", is_flag=True, help="Skip the rows one size beyond the training range.")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON instead of a table.")
+def eval_cmd(checkpoint, tasks, n, seed, no_extrapolation, as_json):
+    """Greedy accuracy, format compliance and length on held-out problems of each family."""
+    from runtime.tasks import FAMILIES
+    from trainer import checkpoint as ck
+    from trainer.evaluate import evaluate, format_table
+    families = list(FAMILIES) if tasks == "all" else [t.strip() for t in tasks.split(",")]
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        _fail(f"--tasks: unknown family {unknown[0]!r}; known: {', '.join(FAMILIES)}")
+    try:
+        params, cfg, tok, _ = ck.load(checkpoint)
+    except TinyR1Error as e:
+        _fail(e)
+    rows = evaluate(params, cfg, tok, families, n, seed, extrapolate=not no_extrapolation,
+                    progress=not as_json and sys.stderr.isatty())
+    click.echo(json.dumps(rows, indent=1) if as_json else format_table(rows))
+
+
+@click.command("ask")
+@click.argument("questions", nargs=-1, required=True)
+@click.option("--checkpoint", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Trainer checkpoint directory (e.g. trainer/checkpoints/student).")
+@click.option("--max-new-tokens", default=200, show_default=True, help="Completion length limit.")
+def ask(questions, checkpoint, max_new_tokens):
+    """Answer QUESTIONS greedily, showing the thinking, the answer and whether it verifies."""
+    from runtime.tasks import score
+    from trainer import checkpoint as ck
+    from trainer.generate import generate_texts
+    try:
+        params, cfg, tok, _ = ck.load(checkpoint)
+        for q in questions:
+            tok.encode(q)
+    except TinyR1Error as e:
+        _fail(e)
+    for q in questions:
+        text = generate_texts(params, cfg, tok, [q], max_new_tokens)[0]
+        s = score(q, text)
+        verdict = {True: "correct", False: "wrong"}.get(s["correct"], "unchecked") if s["family"] else "unchecked"
+        click.echo(f"Q: {q}\n   {text}\n   -> {s['answer']!s}  [{verdict}]")
+
+
+@click.command("bench-train")
+@click.option("--batch", default=16, show_default=True, help="Sequences per step.")
+@click.option("--seq", default=96, show_default=True, help="Tokens per sequence.")
+@click.option("--repeat", default=5, show_default=True, help="Timed steps per engine (alternating).")
+@click.option("--recipe", default=None, type=click.Path(dir_okay=False),
+              help="Take the model config from this recipe [default: the student defaults].")
+def bench_train(batch, seq, repeat, recipe):
+    """One SFT step (forward + backward + AdamW), ours vs transformers' DeepseekV3 in torch, one thread."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    args = ["--batch", str(batch), "--seq", str(seq), "--repeat", str(repeat)] + (["--recipe", recipe] if recipe else [])
+    os.execve(sys.executable, [sys.executable, "-m", "trainer.bench", *args], env)  # threads fixed before numpy loads

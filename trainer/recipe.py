@@ -1,0 +1,78 @@
+"""Recipes: YAML files holding only overrides of documented defaults.
+
+```yaml
+name: student-sft
+model: {hidden_size: 128}        # ModelConfig fields (trainer/config.py)
+sft: {steps: 3000}               # SFTConfig fields below
+```
+Unknown keys and wrong types are errors naming the file, the key and the allowed keys.
+"""
+from dataclasses import dataclass, field
+
+import yaml
+
+from runtime.errors import ConfigError
+from trainer.config import ModelConfig, check_fields
+
+
+@dataclass
+class SFTConfig:
+    seed: int = 0                     # seeds the init and every batch (batch k uses seed and k)
+    steps: int = 3000
+    batch_size: int = 64              # sequences per step
+    lr: float = 3e-3                  # peak; small models like a high rate
+    min_lr: float = 3e-4              # cosine floor
+    warmup_steps: int = 100
+    weight_decay: float = 0.01
+    beta1: float = 0.9
+    beta2: float = 0.99               # nanoGPT's choice for small batches
+    grad_clip: float = 1.0
+    bias_update_speed: float = 1e-3   # gamma of aux-loss-free balancing (1e-2 suits short runs)
+    aux_alpha: float = 0.0            # sequence-wise balance loss weight (V3 uses ~1e-4)
+    mtp_lambda: float = 0.3           # weight of the MTP loss when the model has an MTP module
+    families: dict = field(default_factory=dict)   # family -> sampling weight; empty = all equal
+    datasets: list = field(default_factory=list)   # extra JSONL files ({question, reasoning, answer})
+    dataset_weight: float = 1.0       # sampling weight of the JSONL pool as a whole
+    checkpoint_every: int = 250
+    log_every: int = 10
+    keep_checkpoints: int = 2
+
+
+@dataclass
+class Recipe:
+    name: str
+    model: ModelConfig
+    sft: SFTConfig
+    path: str = ""
+    raw: dict = field(default_factory=dict)
+
+
+TOP_KEYS = {"name": str, "description": str, "model": dict, "sft": dict}
+
+
+def load_recipe(path):
+    try:
+        with open(path) as f:
+            raw = yaml.safe_load(f) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read recipe: {e.strerror}") from None
+    return recipe_from_dict(raw, path)
+
+
+def recipe_from_dict(raw, path="<recipe>"):
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a recipe is a mapping with keys {', '.join(TOP_KEYS)}")
+    for key, value in raw.items():
+        if key not in TOP_KEYS:
+            raise ConfigError(f"{path}: unknown key {key!r}; allowed keys: {', '.join(TOP_KEYS)}")
+        if not isinstance(value, TOP_KEYS[key]):
+            raise ConfigError(f"{path}: key {key!r} must be a {TOP_KEYS[key].__name__}, got {value!r}")
+    model = ModelConfig(**check_fields(ModelConfig, raw.get("model", {}), f"{path}: model"))
+    model.validate(f"{path}: model")
+    sft = SFTConfig(**check_fields(SFTConfig, raw.get("sft", {}), f"{path}: sft"))
+    if sft.steps < 1 or sft.batch_size < 1:
+        raise ConfigError(f"{path}: sft.steps and sft.batch_size must be >= 1")
+    name = raw.get("name") or path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return Recipe(name=name, model=model, sft=sft, path=path, raw=raw)

@@ -1,0 +1,139 @@
+"""Supervised fine-tuning (the R1 "cold start"): loss on completion tokens only.
+
+One step = batch (seeded by step) -> forward/backward -> clip -> AdamW -> balancing-bias update.
+The run directory holds `ckpt/`, `metrics.jsonl`, `loss.png` and the resolved `recipe.json`.
+"""
+import json
+import os
+import time
+
+import numpy as np
+
+from runtime.tokenizer import Tokenizer
+from trainer import checkpoint
+from trainer.data import Mixture
+from trainer.model import BUFFER_SUFFIX, count_params, init_params, loss_and_grads
+from trainer.optim import AdamW, clip_grads, lr_at
+
+
+def update_balance_bias(params, loads, gamma):
+    """Aux-loss-free balancing: b_i += gamma * sign(mean(load) - load_i), per MoE layer.
+
+    loads: one (E,) token count per MoE layer, in layer order (main layers, then MTP if any)."""
+    names = [k for k in params if k.endswith(BUFFER_SUFFIX)]
+    for name, load in zip(names, loads):
+        params[name] += (gamma * np.sign(load.mean() - load)).astype(params[name].dtype)
+
+
+def load_ratio(load):
+    """max/min tokens per expert (min floored at 1): 1.0 is perfect balance."""
+    return float(load.max() / max(load.min(), 1))
+
+
+def run_sft(recipe, out_dir, resume=False, init_from=None, progress=True, max_steps=None):
+    """Train per recipe.sft into out_dir. Returns the final (params, cfg, tok)."""
+    cfg, sc = recipe.model, recipe.sft
+    tok = Tokenizer()
+    if cfg.vocab_size != tok.vocab_size:
+        cfg.vocab_size = tok.vocab_size
+    os.makedirs(out_dir, exist_ok=True)
+    mix = Mixture(tok, sc.families, sc.datasets, sc.dataset_weight, sc.seed, f"{recipe.path}: sft")
+    params = init_params(cfg, sc.seed) if init_from is None else {k: v.copy() for k, v in init_from.items()}
+    trainable = [k for k in params if not k.endswith(BUFFER_SUFFIX)]
+    opt = AdamW(params, trainable, sc.beta1, sc.beta2, weight_decay=sc.weight_decay)
+    start = 0
+    metrics_path = os.path.join(out_dir, "metrics.jsonl")
+    last = checkpoint.latest(out_dir) if resume else None
+    if last:
+        params, _, _, info, optim = checkpoint.load(last, with_optim=True)
+        opt = AdamW(params, trainable, sc.beta1, sc.beta2, weight_decay=sc.weight_decay)
+        opt.load_state(optim, info["optim_step"])
+        start = info["step"]
+        truncate_metrics(metrics_path, start)
+    elif os.path.exists(metrics_path):
+        os.remove(metrics_path)
+    with open(os.path.join(out_dir, "recipe.json"), "w") as f:
+        json.dump({"name": recipe.name, "path": recipe.path, "raw": recipe.raw, "model": cfg.to_dict(),
+                   "sft": vars(sc)}, f, indent=1)
+    end = sc.steps if max_steps is None else min(sc.steps, max_steps)
+    bar = make_bar(start, sc.steps, progress, f"sft {recipe.name}")
+    t0, tokens_seen, elapsed0 = time.time(), 0, 0.0
+    with open(metrics_path, "a") as mf:
+        for step in range(start, end):
+            tokens, mask = mix.batch(step, sc.batch_size)
+            loss, grads, stats = loss_and_grads(params, cfg, tokens, mask, sc.mtp_lambda, sc.aux_alpha)
+            gnorm = clip_grads(grads, sc.grad_clip)
+            lr = lr_at(step, sc.lr, sc.min_lr, sc.warmup_steps, sc.steps)
+            opt.step(params, grads, lr)
+            update_balance_bias(params, stats["load"], sc.bias_update_speed)
+            tokens_seen += tokens.size
+            rec = {"step": step + 1, "loss": loss, "ce": stats["ce"], "lr": lr, "grad_norm": gnorm,
+                   "load_ratio": [round(load_ratio(x), 3) for x in stats["load"]]}
+            if "mtp_ce" in stats:
+                rec["mtp_ce"] = stats["mtp_ce"]
+            mf.write(json.dumps(rec) + "\n")
+            if (step + 1) % sc.log_every == 0:
+                mf.flush()
+            tps = tokens_seen / max(time.time() - t0, 1e-9)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tps:.0f}", refresh=False)
+            if (step + 1) % sc.checkpoint_every == 0 or step + 1 == sc.steps:
+                mf.flush()
+                meta = {"step": step + 1, "recipe": recipe.name, "stage": "sft", "seed": sc.seed,
+                        "params": count_params(cfg), "train_seconds": elapsed0 + time.time() - t0}
+                checkpoint.save_in_run(out_dir, step + 1, params, cfg, tok, meta, opt.state(),
+                                       sc.keep_checkpoints)
+    bar.close()
+    plot_metrics(metrics_path, os.path.join(out_dir, "loss.png"), recipe.name)
+    return params, cfg, tok
+
+
+def truncate_metrics(path, step):
+    """Drop metric lines after `step` (a killed run may have logged past its last checkpoint)."""
+    if not os.path.exists(path):
+        return
+    keep = []
+    with open(path) as f:
+        for line in f:
+            try:
+                if json.loads(line)["step"] <= step:
+                    keep.append(line)
+            except (json.JSONDecodeError, KeyError):
+                break                           # a torn last line from the kill
+    checkpoint.write_atomic(path, "".join(keep).encode())
+
+
+def make_bar(start, total, enabled, desc):
+    from tqdm import tqdm
+    return tqdm(total=total, initial=start, disable=not enabled, desc=desc, unit="step", dynamic_ncols=True)
+
+
+def plot_metrics(metrics_path, png_path, title):
+    """Loss curves (and MTP loss) plus the expert-load ratio per MoE layer, as one PNG."""
+    rows = [json.loads(l) for l in open(metrics_path) if l.strip()]
+    if not rows:
+        return
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    steps = [r["step"] for r in rows]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    a1.plot(steps, [r["ce"] for r in rows], lw=0.8, label="next-token CE")
+    if "mtp_ce" in rows[0]:
+        a1.plot(steps, [r["mtp_ce"] for r in rows], lw=0.8, label="MTP CE")
+    a1.set_yscale("log")
+    a1.set_xlabel("step")
+    a1.set_ylabel("loss (completion tokens)")
+    a1.legend()
+    a1.set_title(title)
+    ratios = np.array([r["load_ratio"] for r in rows])
+    for j in range(ratios.shape[1] if ratios.ndim == 2 else 0):
+        a2.plot(steps, ratios[:, j], lw=0.8, label=f"MoE layer {j}")
+    a2.set_xlabel("step")
+    a2.set_ylabel("expert load max/min")
+    a2.set_yscale("log")
+    if ratios.ndim == 2 and ratios.shape[1]:
+        a2.legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=110)
+    plt.close(fig)
