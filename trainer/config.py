@@ -3,7 +3,7 @@
 Defaults are the bundled ~1M-parameter student. Recipes override fields by name; see
 `trainer/recipe.py` for how unknown keys and wrong types are rejected.
 """
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Optional
 
 from runtime.errors import ConfigError
@@ -99,10 +99,15 @@ def check_fields(cls, d, source):
 
 
 def coerce(value, field, source):
-    """Check `value` against the dataclass field's default type; ints are accepted for floats."""
-    default = field.default
+    """Check `value` against the field's default type; ints are accepted for floats."""
+    if field.default is not MISSING:
+        default = field.default
+    elif field.default_factory is not MISSING:
+        default = field.default_factory()
+    else:
+        default = None
     name = field.name
-    optional = default is None or "Optional" in str(field.type)
+    optional = default is None
     if value is None and optional:
         return None
     want = type(default) if default is not None else _optional_inner(field.type)
@@ -115,6 +120,7 @@ def coerce(value, field, source):
 
 
 def _optional_inner(tp):
+    """The X of Optional[X] (dataclass field types may be strings or typing objects)."""
     for t in (int, float, str, bool, list, dict):
         if t.__name__ in str(tp):
             return t

@@ -42,6 +42,14 @@ class Mixture:
         rng = np.random.default_rng([self.seed, step])
         return encode_batch(self.tok, self.examples(rng, batch_size))
 
+    def micro_batches(self, step, batch_size, n_micro):
+        """The same examples as batch(step), sorted by length and cut into n_micro batches so that
+        short sequences are not padded to the longest one. -> list of (tokens, mask)."""
+        rng = np.random.default_rng([self.seed, step])
+        pairs = sorted(self.examples(rng, batch_size), key=lambda qc: len(qc[0]) + len(qc[1]))
+        cuts = np.array_split(np.arange(len(pairs)), min(n_micro, len(pairs)))
+        return [encode_batch(self.tok, [pairs[i] for i in c]) for c in cuts]
+
 
 def encode_batch(tok, pairs):
     """pairs of (question, completion text) -> tokens (B, T+1), completion mask (B, T)."""

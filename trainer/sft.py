@@ -60,13 +60,13 @@ def run_sft(recipe, out_dir, resume=False, init_from=None, progress=True, max_st
     t0, tokens_seen, elapsed0 = time.time(), 0, 0.0
     with open(metrics_path, "a") as mf:
         for step in range(start, end):
-            tokens, mask = mix.batch(step, sc.batch_size)
-            loss, grads, stats = loss_and_grads(params, cfg, tokens, mask, sc.mtp_lambda, sc.aux_alpha)
+            loss, grads, stats, n_tokens = accumulate(params, cfg, mix.micro_batches(step, sc.batch_size, sc.micro_batches),
+                                                      sc.mtp_lambda, sc.aux_alpha)
             gnorm = clip_grads(grads, sc.grad_clip)
             lr = lr_at(step, sc.lr, sc.min_lr, sc.warmup_steps, sc.steps)
             opt.step(params, grads, lr)
             update_balance_bias(params, stats["load"], sc.bias_update_speed)
-            tokens_seen += tokens.size
+            tokens_seen += n_tokens
             rec = {"step": step + 1, "loss": loss, "ce": stats["ce"], "lr": lr, "grad_norm": gnorm,
                    "load_ratio": [round(load_ratio(x), 3) for x in stats["load"]]}
             if "mtp_ce" in stats:
@@ -86,6 +86,30 @@ def run_sft(recipe, out_dir, resume=False, init_from=None, progress=True, max_st
     bar.close()
     plot_metrics(metrics_path, os.path.join(out_dir, "loss.png"), recipe.name)
     return params, cfg, tok
+
+
+def accumulate(params, cfg, batches, mtp_lambda, aux_alpha):
+    """Loss and gradients over micro-batches, weighted by their counted tokens so the result equals
+    one batch's token-level mean. -> (loss, grads, stats with summed loads, tokens processed)."""
+    counts = [float(m.sum()) for _, m in batches]
+    total = max(sum(counts), 1.0)
+    loss, grads, stats, n_tokens = 0.0, {}, {}, 0
+    for (tokens, mask), c in zip(batches, counts):
+        l, g, st = loss_and_grads(params, cfg, tokens, mask, mtp_lambda, aux_alpha)
+        w = c / total
+        loss += w * l
+        for k, v in g.items():
+            if k in grads:
+                grads[k] += w * v
+            else:
+                grads[k] = v * w
+        for k, v in st.items():
+            if k == "load":
+                stats["load"] = v if "load" not in stats else [a + b for a, b in zip(stats["load"], v)]
+            else:
+                stats[k] = stats.get(k, 0.0) + w * v
+        n_tokens += tokens.size
+    return loss, grads, stats, n_tokens
 
 
 def truncate_metrics(path, step):

@@ -1,0 +1,35 @@
+"""Task families: seeded question generators and answer verifiers (no training code; the kiosk uses them).
+
+Families, in order: add, sub, mul, count, linear, speed, quadratic, fib, sort, faq. Each documents its
+training range (`train_range`) and its extrapolation range one size beyond (`extrapolation`).
+"""
+from runtime.errors import TaskError
+from runtime.tasks.algebra import FIB, LINEAR, QUADRATIC, SPEED
+from runtime.tasks.arithmetic import ADD, MUL, SUB
+from runtime.tasks.base import (FORMAT_RE, Family, Problem, extract_answer, extract_thinking, is_well_formed,
+                                split_of)
+from runtime.tasks.faq import DEFAULT_FAQ, faq_family, load_faq
+from runtime.tasks.words import COUNT, SORT
+
+FAMILIES = {f.name: f for f in (ADD, SUB, MUL, COUNT, LINEAR, SPEED, QUADRATIC, FIB, SORT, faq_family())}
+
+
+def family_of(question, families=None):
+    """The family whose parser accepts `question`, or None."""
+    for fam in (families or FAMILIES).values():
+        if fam.parse(question) is not None:
+            return fam
+    return None
+
+
+def score(question, completion, families=None):
+    """-> {correct, well_formed, answer, family}; correct is None when no family knows the question."""
+    fam = family_of(question, families)
+    answer = extract_answer(completion)
+    correct = None if fam is None else fam.verify(question, answer)
+    return {"correct": correct, "well_formed": is_well_formed(completion), "answer": answer,
+            "family": fam.name if fam else None}
+
+
+__all__ = ["FAMILIES", "Family", "Problem", "TaskError", "FORMAT_RE", "family_of", "score", "split_of",
+           "is_well_formed", "extract_answer", "extract_thinking", "faq_family", "load_faq", "DEFAULT_FAQ"]

@@ -1,0 +1,88 @@
+"""What every task family shares: the Problem record, the train/held-out split, and the strict
+format check and answer extraction that the kiosk, the evaluator and the GRPO rewards all use."""
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from runtime.errors import TaskError
+
+TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+_NO_TAG = r"(?:(?!</?think>|</?answer>).)"
+# <think>X</think><answer>Y</answer>, nothing before or after, no tags inside, Y not empty
+FORMAT_RE = re.compile(rf"<think>{_NO_TAG}*</think><answer>{_NO_TAG}+</answer>", re.DOTALL)
+ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+THINK_RE = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+HELDOUT_EVERY = 10                                   # 1 in 10 questions is held out
+
+
+@dataclass(frozen=True)
+class Problem:
+    family: str
+    question: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class Family:
+    """A task family: generator (`draw(rng, split)` gives params -> question), solver and verifier.
+
+    `draw(rng, size)` returns a question for size "train" (the training range) or "extrapolate"
+    (one size beyond); `solve(question)` computes the canonical answer from the question text alone;
+    `same(answer_text, canonical)` decides whether a model's answer counts as correct."""
+    name: str
+    train_range: str
+    extrapolation: str
+    draw: Callable
+    parse: Callable                        # question -> params or None
+    answer_of: Callable                    # params -> canonical answer
+    same: Callable = lambda got, want: got.strip() == want
+    fixed_split: Optional[str] = None      # faq: every question is in every split
+
+    def solve(self, question):
+        params = self.parse(question)
+        if params is None:
+            raise TaskError(f"{self.name}: cannot parse the question {question!r}")
+        return self.answer_of(params)
+
+    def verify(self, question, answer_text):
+        if answer_text is None:
+            return False
+        return bool(self.same(str(answer_text), self.solve(question)))
+
+    def sample(self, rng, split):
+        """A Problem from split "train", "heldout" (training range, by hash) or "extrapolate"."""
+        if split not in ("train", "heldout", "extrapolate"):
+            raise TaskError(f"{self.name}: unknown split {split!r}; use train, heldout or extrapolate")
+        if split == "extrapolate" or self.fixed_split:
+            q = self.draw(rng, "extrapolate" if split == "extrapolate" else "train")
+            return Problem(self.name, q, self.solve(q))
+        for _ in range(10000):
+            q = self.draw(rng, "train")
+            if split_of(q) == split:
+                return Problem(self.name, q, self.solve(q))
+        raise TaskError(f"{self.name}: no {split} question found in 10000 draws")
+
+
+def split_of(question):
+    """Deterministic split by hash: 'heldout' for 1 in HELDOUT_EVERY questions, else 'train'."""
+    h = int(hashlib.sha256(question.encode("utf-8")).hexdigest(), 16)
+    return "heldout" if h % HELDOUT_EVERY == 0 else "train"
+
+
+def is_well_formed(completion):
+    return completion is not None and FORMAT_RE.fullmatch(completion) is not None
+
+
+def extract_answer(completion):
+    m = ANSWER_RE.search(completion or "")
+    return m.group(1) if m else None
+
+
+def extract_thinking(completion):
+    m = THINK_RE.search(completion or "")
+    return m.group(1) if m else None
+
+
+def norm_space(s):
+    return " ".join(s.split())

@@ -1,0 +1,101 @@
+"""Character-level tokenizer: 7 specials, then "\\n" and printable ASCII (32..126). vocab_size = 103.
+
+Each special (`<think>`, `</answer>`, ...) is exactly one token. The runtime owns the tokenizer
+because the Pi needs it; the trainer and compiler import it from here.
+"""
+from runtime.errors import TokenizerError
+
+SPECIALS = ("<pad>", "<bos>", "<eos>", "<think>", "</think>", "<answer>", "</answer>")
+DEFAULT_ALPHABET = "\n" + "".join(chr(c) for c in range(32, 127))
+
+
+class Tokenizer:
+    def __init__(self, alphabet=DEFAULT_ALPHABET, specials=SPECIALS):
+        self.specials = tuple(specials)
+        self.alphabet = str(alphabet)
+        if len(set(self.alphabet)) != len(self.alphabet):
+            dup = next(c for c in self.alphabet if self.alphabet.count(c) > 1)
+            raise TokenizerError(f"alphabet repeats the character {dup!r}")
+        if len(set(self.specials)) != len(self.specials) or any(len(s) < 2 for s in self.specials):
+            raise TokenizerError(f"specials must be distinct strings of 2+ characters, got {self.specials}")
+        self.vocab = list(self.specials) + list(self.alphabet)
+        self.vocab_size = len(self.vocab)
+        self._char_id = {c: i + len(self.specials) for i, c in enumerate(self.alphabet)}
+        self._special_id = {s: i for i, s in enumerate(self.specials)}
+        ids = self._special_id
+        self.pad_id, self.bos_id, self.eos_id = ids.get("<pad>"), ids.get("<bos>"), ids.get("<eos>")
+        self.think_id, self.end_think_id = ids.get("<think>"), ids.get("</think>")
+        self.answer_id, self.end_answer_id = ids.get("<answer>"), ids.get("</answer>")
+        # specials longest first, so "</think>" is never read as "<" "/" ...
+        self._by_length = sorted(self.specials, key=len, reverse=True)
+
+    def encode(self, text):
+        """text -> ids. Special strings become single tokens; anything else must be in the alphabet."""
+        out = []
+        i, n = 0, len(text)
+        char_id = self._char_id
+        while i < n:
+            c = text[i]
+            if c == "<":
+                for s in self._by_length:
+                    if text.startswith(s, i):
+                        out.append(self._special_id[s])
+                        i += len(s)
+                        break
+                else:
+                    out.append(char_id[c])
+                    i += 1
+                continue
+            t = char_id.get(c)
+            if t is None:
+                raise TokenizerError(
+                    f"character {c!r} (U+{ord(c):04X}) at position {i} is not in the vocabulary; "
+                    f"allowed: printable ASCII, newline and the specials {' '.join(self.specials)}")
+            out.append(t)
+            i += 1
+        return out
+
+    def decode(self, ids, skip_special=False):
+        out = []
+        for pos, i in enumerate(ids):
+            i = int(i)
+            if not 0 <= i < self.vocab_size:
+                raise TokenizerError(f"token id {i} at position {pos} is outside the vocabulary (0..{self.vocab_size - 1})")
+            if skip_special and i < len(self.specials):
+                continue
+            out.append(self.vocab[i])
+        return "".join(out)
+
+    def token_str(self, i):
+        return self.decode([i])
+
+    def to_dict(self):
+        return {"type": "char", "specials": list(self.specials), "alphabet": self.alphabet}
+
+    @classmethod
+    def from_dict(cls, d, source="tokenizer"):
+        if not isinstance(d, dict):
+            raise TokenizerError(f"{source}: expected a mapping, got {type(d).__name__}")
+        extra = set(d) - {"type", "specials", "alphabet"}
+        if extra:
+            raise TokenizerError(f"{source}: unknown field {sorted(extra)[0]!r}; allowed: type, specials, alphabet")
+        if d.get("type") != "char":
+            raise TokenizerError(f"{source}: field 'type' is {d.get('type')!r}; only 'char' is supported")
+        specials, alphabet = d.get("specials"), d.get("alphabet")
+        if not isinstance(specials, list) or not all(isinstance(s, str) for s in specials):
+            raise TokenizerError(f"{source}: field 'specials' must be a list of strings, got {specials!r:.80}")
+        if not isinstance(alphabet, str):
+            raise TokenizerError(f"{source}: field 'alphabet' must be a string, got {type(alphabet).__name__}")
+        missing = [s for s in SPECIALS if s not in specials]
+        if missing:
+            raise TokenizerError(f"{source}: field 'specials' lacks {missing[0]!r}, which tinyr1 needs")
+        try:
+            return cls(alphabet, specials)
+        except TokenizerError as e:
+            raise TokenizerError(f"{source}: {e}") from None
+
+    def __eq__(self, other):
+        return isinstance(other, Tokenizer) and (self.specials, self.alphabet) == (other.specials, other.alphabet)
+
+    def __hash__(self):
+        return hash((self.specials, self.alphabet))
