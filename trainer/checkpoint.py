@@ -8,6 +8,7 @@ is LATEST replaced, so a `kill -9` at any moment leaves the previous checkpoint 
 import json
 import os
 import shutil
+import zipfile
 
 import numpy as np
 
@@ -78,7 +79,7 @@ def _load_npz(path):
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise CheckpointError(f"{path}: cannot read weights: {e}") from None
 
 

@@ -172,9 +172,11 @@ def loss_and_grads(params, cfg, tokens, mask, mtp_lambda=0.3, aux_alpha=0.0, nee
                 loss += aux_alpha * seq_aux_terms(c[3]["s"], c[3]["idx"], token_mask, cfg)[0]
     use_mtp = cfg.num_nextn_predict_layers > 0 and T >= 3
     if use_mtp:
-        mtp_ce, mtp_back = mtp_forward(params, cfg, h, tokens, mask, rope, mtp_lambda)
+        mtp_ce, mtp_back, mtp_load = mtp_forward(params, cfg, h, tokens, mask, rope, mtp_lambda)
         loss += mtp_lambda * mtp_ce
         stats["mtp_ce"] = mtp_ce
+        if mtp_load is not None:
+            stats["load"].append(mtp_load)                     # after the main layers, like the biases
     if not need_grads:
         return loss, None, stats
     grads = {}
@@ -228,7 +230,7 @@ def mtp_forward(params, cfg, h, tokens, mask, rope, mtp_lambda):
         dh[:, :T - 1] = rmsnorm_backward(dcat[..., d:], c_h, grads, "mtp.hnorm")
         return dh
 
-    return ce, backward
+    return ce, backward, (c_blk[3]["load"] if c_blk[4] else None)
 
 
 def logits(params, cfg, ids):

@@ -21,6 +21,7 @@ def update_balance_bias(params, loads, gamma):
 
     loads: one (E,) token count per MoE layer, in layer order (main layers, then MTP if any)."""
     names = [k for k in params if k.endswith(BUFFER_SUFFIX)]
+    assert len(names) == len(loads), (names, len(loads))
     for name, load in zip(names, loads):
         params[name] += (gamma * np.sign(load.mean() - load)).astype(params[name].dtype)
 
@@ -41,7 +42,7 @@ def run_sft(recipe, out_dir, resume=False, init_from=None, progress=True, max_st
     params = init_params(cfg, sc.seed) if init_from is None else {k: v.copy() for k, v in init_from.items()}
     trainable = [k for k in params if not k.endswith(BUFFER_SUFFIX)]
     opt = AdamW(params, trainable, sc.beta1, sc.beta2, weight_decay=sc.weight_decay)
-    start = 0
+    start, elapsed0 = 0, 0.0
     metrics_path = os.path.join(out_dir, "metrics.jsonl")
     last = checkpoint.latest(out_dir) if resume else None
     if last:
@@ -49,6 +50,7 @@ def run_sft(recipe, out_dir, resume=False, init_from=None, progress=True, max_st
         opt = AdamW(params, trainable, sc.beta1, sc.beta2, weight_decay=sc.weight_decay)
         opt.load_state(optim, info["optim_step"])
         start = info["step"]
+        elapsed0 = info.get("train_seconds", 0.0)
         truncate_metrics(metrics_path, start)
     elif os.path.exists(metrics_path):
         os.remove(metrics_path)
@@ -57,7 +59,7 @@ def run_sft(recipe, out_dir, resume=False, init_from=None, progress=True, max_st
                    "sft": vars(sc)}, f, indent=1)
     end = sc.steps if max_steps is None else min(sc.steps, max_steps)
     bar = make_bar(start, sc.steps, progress, f"sft {recipe.name}")
-    t0, tokens_seen, elapsed0 = time.time(), 0, 0.0
+    t0, tokens_seen = time.time(), 0
     with open(metrics_path, "a") as mf:
         for step in range(start, end):
             loss, grads, stats, n_tokens = accumulate(params, cfg, mix.micro_batches(step, sc.batch_size, sc.micro_batches),

@@ -1,0 +1,76 @@
+"""SRC (trainer checkpoint or HF DeepseekV3 directory) -> one msgpack model file.
+
+Steps: load -> trace (compiler/trace.py) -> lower + absorb MLA (compiler/passes.py) -> lint ->
+quantize (compiler/quantize.py) -> pack (compiler/pack.py) -> atomic write.
+"""
+import os
+import subprocess
+
+from compiler.ir import Graph
+from compiler.pack import pack, tensor_entry
+from compiler.passes import lower
+from compiler.quantize import error_report, quantizable, quantize
+from compiler.trace import trace
+from runtime.errors import CheckpointError, TinyR1Error
+
+GENERATION_DEFAULTS = {"max_new_tokens": 200, "temperature": 0.0, "top_k": None, "top_p": None,
+                       "stop": ["</answer>", "<eos>"]}
+
+
+class CompileError(TinyR1Error, ValueError):
+    """The source cannot be compiled (bad graph, unsupported config)."""
+
+
+def load_source(src):
+    """-> (params, cfg, tok, provenance) from a trainer checkpoint or an HF directory."""
+    if os.path.isfile(os.path.join(src, "checkpoint.json")):
+        from trainer import checkpoint
+        params, cfg, tok, info = checkpoint.load(src)
+        keep = {k: info[k] for k in ("recipe", "step", "stage", "seed", "train_seconds", "eval") if k in info}
+        return params, cfg, tok, {"source": "tinyr1-checkpoint", **keep}
+    if os.path.isfile(os.path.join(src, "config.json")):
+        from compiler.hf_import import load_hf_dir
+        return load_hf_dir(src)
+    raise CheckpointError(f"{src}: neither a trainer checkpoint (checkpoint.json) nor a HuggingFace "
+                          f"directory (config.json + *.safetensors)")
+
+
+def git_commit():
+    try:
+        here = os.path.dirname(os.path.abspath(__file__))
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True,
+                              text=True, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def compile_model(params, cfg, tok, quant="int8", group_size=32, scheme="q8_group", provenance=None):
+    """-> (file bytes, graph, quantization report {tensor: errors})."""
+    graph, tensors = lower(trace(params, cfg), params, cfg)
+    problems = graph.lint(tensors)
+    if problems:
+        raise CompileError("graph lint failed:\n  " + "\n  ".join(problems))
+    to_quantize = quantizable(graph) if quant == "int8" else set()
+    entries, report = [], {}
+    for name, w in tensors.items():
+        if name in to_quantize:
+            q, scales, deq = quantize(w, scheme, group_size)
+            report[name] = error_report(w, deq)
+            g = min(group_size, w.shape[-1])            # a row shorter than a group is one group
+            entries.append(tensor_entry(name, w, (scheme, g, q, scales, report[name])))
+        else:
+            entries.append(tensor_entry(name, w))
+    prov = dict(provenance or {})
+    prov.update(compiler_commit=git_commit(), quant=quant, scheme=scheme if quant == "int8" else "none",
+                group_size=group_size if quant == "int8" and scheme == "q8_group" else None,
+                quantization_report=report)
+    data = pack(cfg.to_dict(), tok.to_dict(), dict(GENERATION_DEFAULTS), graph.to_dict(), entries, prov)
+    return data, graph, report
+
+
+def write_atomic(path, data):
+    from trainer.checkpoint import write_atomic as w
+    w(path, data)
+
+
+__all__ = ["compile_model", "load_source", "write_atomic", "Graph", "CompileError"]

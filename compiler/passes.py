@@ -1,0 +1,61 @@
+"""Graph passes: lower traced nodes to explicit weights, absorb MLA for decoding, drop the rest.
+
+After `lower(graph, params, cfg)` every node names its tensors in `w_*` attributes and the tensor
+table holds exactly what the runtime needs (MTP and kv_b_proj are gone; kv_b_proj lives on as the
+absorbed w_uk and w_uv).
+"""
+import numpy as np
+
+
+def absorb_mla(node, params, cfg, tensors):
+    """MLA weight absorption (DeepSeek-V3 inference, attn_impl="absorb").
+
+    kv_b_proj (H*(nope+v), C) viewed as (H, nope+v, C) splits into W_UK (H, nope, C) and W_UV (H, v, C).
+    Scores  q_nope . k_nope = (q_nope @ W_UK) . c_kv   -> the query moves into latent space;
+    Output  p @ v          = (p @ c_kv) @ W_UV^T       -> attend over latents, then expand.
+    So the cache holds only c_kv (after its norm) and k_pe (after RoPE): C + r floats per token."""
+    pre = node.attrs.pop("prefix")
+    H, nope, vd, C = cfg.num_attention_heads, cfg.qk_nope_head_dim, cfg.v_head_dim, cfg.kv_lora_rank
+    kv_b = params[pre + "kv_b_proj"].reshape(H, nope + vd, C)
+    tensors[pre + "w_uk"] = np.ascontiguousarray(kv_b[:, :nope, :])                   # (H, nope, C)
+    tensors[pre + "w_uv"] = np.ascontiguousarray(kv_b[:, nope:, :].transpose(0, 2, 1))  # (H, C, v)
+    w = {"w_kv_a": "kv_a_proj_with_mqa", "w_kv_a_norm": "kv_a_layernorm", "w_o": "o_proj"}
+    if cfg.q_lora_rank is None:
+        w["w_q"] = "q_proj"
+    else:
+        w.update(w_q_a="q_a_proj", w_q_a_norm="q_a_layernorm", w_q_b="q_b_proj")
+    for attr, name in w.items():
+        tensors[pre + name] = params[pre + name]
+        node.attrs[attr] = pre + name
+    node.attrs.update(w_uk=pre + "w_uk", w_uv=pre + "w_uv", n_heads=H, qk_nope_head_dim=nope,
+                      qk_rope_head_dim=cfg.qk_rope_head_dim, v_head_dim=vd, kv_lora_rank=C,
+                      rope_theta=float(cfg.rope_theta), eps=float(cfg.rms_norm_eps),
+                      max_positions=cfg.max_position_embeddings)
+
+
+def lower_moe(node, params, cfg, tensors):
+    pre = node.attrs.pop("prefix")
+    w = {"w_router": "gate", "w_bias": "e_score_correction_bias", "w_experts_gate_up": "experts.gate_up_proj",
+         "w_experts_down": "experts.down_proj"}
+    if cfg.n_shared_experts:
+        w.update(w_shared_gate="shared_experts.gate_proj", w_shared_up="shared_experts.up_proj",
+                 w_shared_down="shared_experts.down_proj")
+    for attr, name in w.items():
+        tensors[pre + name] = params[pre + name]
+        node.attrs[attr] = pre + name
+    node.attrs.update(top_k=cfg.num_experts_per_tok, n_group=cfg.n_group, topk_group=cfg.topk_group,
+                      norm_topk_prob=bool(cfg.norm_topk_prob), routed_scaling_factor=float(cfg.routed_scaling_factor))
+
+
+def lower(graph, params, cfg):
+    """-> (graph, tensors): explicit weights on every node, only the tensors the runtime reads."""
+    tensors = {}
+    for node in graph.nodes:
+        if node.op == "mla_attention":
+            absorb_mla(node, params, cfg, tensors)
+        elif node.op == "moe":
+            lower_moe(node, params, cfg, tensors)
+        for k, v in node.attrs.items():
+            if (k == "weight" or k.startswith("w_")) and v not in tensors:
+                tensors[v] = params[v]
+    return graph, {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}

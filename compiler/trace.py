@@ -1,0 +1,132 @@
+"""Trace the trainer's forward into a Graph of coarse ops.
+
+We run the real `trainer.model.logits` on a short token sequence with the layer functions that
+`trainer/model.py` calls (rmsnorm_forward, mla_forward, moe_forward, swiglu_forward, head_forward)
+replaced by recording wrappers. Each wrapper computes the real value and records one node; residual
+adds are caught by `Value.__array_ufunc__`, the embedding lookup by indexing the wrapped table. The
+traced logits must equal an untraced run, so a trace that missed an op cannot pass silently.
+"""
+import contextlib
+
+import numpy as np
+
+import trainer.model as tm
+from compiler.ir import Graph, Node
+
+
+class Value(np.ndarray):
+    """An array that remembers which graph value it is."""
+    name = None
+
+    def __array_finalize__(self, obj):
+        self.name = getattr(obj, "name", None)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        plain = [np.asarray(x) if isinstance(x, Value) else x for x in inputs]
+        out = getattr(ufunc, method)(*plain, **kwargs)
+        names = [x.name for x in inputs if isinstance(x, Value)]
+        if ufunc is np.add and method == "__call__" and len(names) == 2 and all(names):
+            return _RECORDER.emit("add", names, out)
+        return out                      # anything else is not a graph op: value stays untraced
+
+
+class Table(np.ndarray):
+    """The embedding table: indexing it with the token ids records `embedding`."""
+
+    def __getitem__(self, ids):
+        out = np.asarray(self)[np.asarray(ids)]
+        if isinstance(ids, np.ndarray) and getattr(ids, "name", None) == "tokens":
+            return _RECORDER.emit("embedding", ["tokens"], out, weight="embed_tokens")
+        return out
+
+
+class Recorder:
+    def __init__(self, params):
+        self.nodes = []
+        self.names = {id(v): k for k, v in params.items()}
+        self.counts = {}
+
+    def fresh(self, op):
+        n = self.counts.get(op, 0)
+        self.counts[op] = n + 1
+        return f"{op}{n}"
+
+    def emit(self, op, inputs, out, **attrs):
+        name = self.fresh(op)
+        self.nodes.append(Node(op, list(inputs), [name], attrs))
+        v = np.asarray(out).view(Value)
+        v.name = name
+        return v
+
+    def weight(self, arr):
+        return self.names[id(arr)]
+
+
+_RECORDER = None
+
+
+def _wrappers(rec, cfg):
+    real = {k: getattr(tm, k) for k in ("rmsnorm_forward", "mla_forward", "moe_forward", "swiglu_forward")}
+
+    def rmsnorm_forward(x, w, eps):
+        y, c = real["rmsnorm_forward"](np.asarray(x), w, eps)
+        return rec.emit("rmsnorm", [x.name], y, weight=rec.weight(w), eps=float(eps)), c
+
+    def mla_forward(p, prefix, cfg_, x, cos, sin, kv=None, pos=0):
+        y, c = real["mla_forward"](p, prefix, cfg_, np.asarray(x), cos, sin, kv, pos)
+        layer = int(prefix.split(".")[1]) if prefix.startswith("layers.") else -1
+        return rec.emit("mla_attention", [x.name], y, layer=layer, prefix=prefix), c
+
+    def moe_forward(p, prefix, cfg_, x, token_mask=None):
+        y, c = real["moe_forward"](p, prefix, cfg_, np.asarray(x), token_mask)
+        return rec.emit("moe", [x.name], y, prefix=prefix), c
+
+    def swiglu_forward(x, Wg, Wu, Wd):
+        y, c = real["swiglu_forward"](np.asarray(x), Wg, Wu, Wd)
+        return rec.emit("swiglu_mlp", [x.name], y, w_gate=rec.weight(Wg), w_up=rec.weight(Wu),
+                        w_down=rec.weight(Wd)), c
+
+    def head_forward(params, cfg_, h, norm_name="norm"):
+        hn, c = rmsnorm_forward(h, params[norm_name], cfg_.rms_norm_eps)
+        flat = hn.reshape(-1, hn.shape[-1])
+        w = tm.lm_head(params, cfg_)
+        out = rec.emit("lm_head", [hn.name], np.asarray(flat) @ np.asarray(w).T, weight=rec.weight(w))
+        return out, (flat, c)
+
+    return dict(rmsnorm_forward=rmsnorm_forward, mla_forward=mla_forward, moe_forward=moe_forward,
+                swiglu_forward=swiglu_forward, head_forward=head_forward)
+
+
+@contextlib.contextmanager
+def recording(params, cfg):
+    global _RECORDER
+    rec = Recorder(params)
+    saved = {k: getattr(tm, k) for k in ("rmsnorm_forward", "mla_forward", "moe_forward", "swiglu_forward",
+                                          "head_forward")}
+    _RECORDER = rec
+    for k, f in _wrappers(rec, cfg).items():
+        setattr(tm, k, f)
+    try:
+        yield rec
+    finally:
+        for k, f in saved.items():
+            setattr(tm, k, f)
+        _RECORDER = None
+
+
+def trace(params, cfg, n_tokens=5):
+    """-> Graph of the main model (MTP is training-only and is not traced)."""
+    ids = np.arange(n_tokens).reshape(1, n_tokens) % cfg.vocab_size
+    traced_params = dict(params)
+    traced_params["embed_tokens"] = params["embed_tokens"].view(Table)
+    tokens = ids.view(Value)
+    tokens.name = "tokens"
+    with recording(traced_params, cfg) as rec:
+        rec.names[id(traced_params["embed_tokens"])] = "embed_tokens"
+        out = tm.logits(traced_params, cfg, tokens)
+    expect = tm.logits(params, cfg, ids)
+    if not np.array_equal(np.asarray(out), expect):
+        raise AssertionError("traced forward differs from the untraced one: an op escaped the trace")
+    last = rec.nodes[-1]
+    last.outputs = ["logits"]
+    return Graph(["tokens"], ["logits"], rec.nodes)

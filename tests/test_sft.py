@@ -1,0 +1,151 @@
+"""SFT: recipes, checkpoints, and exact resumption after kill -9."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from runtime.errors import CheckpointError, ConfigError
+from trainer import checkpoint
+from trainer.recipe import load_recipe, recipe_from_dict
+
+TINY_MODEL = dict(hidden_size=32, intermediate_size=48, moe_intermediate_size=16, num_hidden_layers=2,
+                  num_attention_heads=2, n_routed_experts=4, kv_lora_rank=8, qk_nope_head_dim=8, qk_rope_head_dim=4,
+                  v_head_dim=8, max_position_embeddings=256)
+
+
+def write_recipe(tmp_path, sft=None, model=None, name="tiny"):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"name": name, "model": model or TINY_MODEL,
+                                    "sft": {"steps": 30, "batch_size": 8, "checkpoint_every": 5,
+                                            "log_every": 1, "warmup_steps": 5, **(sft or {})}}))
+    return str(path)
+
+
+def test_shipped_recipes_load():
+    r = load_recipe("trainer/recipes/student-sft.yaml")
+    assert r.model.hidden_size == 128 and r.model.first_k_dense_replace == 1
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"modle": {}}, "unknown key 'modle'; allowed keys: name, description, model, sft"),
+    ({"model": {"hiden_size": 3}}, "model: unknown key 'hiden_size'; allowed keys: .*hidden_size"),
+    ({"sft": {"lr": "fast"}}, "sft: key 'lr' must be float, got 'fast'"),
+    ({"sft": {"steps": 1.5}}, "sft: key 'steps' must be int, got 1.5"),
+    ({"model": {"norm_topk_prob": 1}}, "key 'norm_topk_prob' must be bool, got 1"),
+    ({"model": {"num_experts_per_tok": 9}}, "num_experts_per_tok=9 is invalid: must be <= n_routed_experts=8"),
+    ({"model": {"q_lora_rank": "none"}}, "key 'q_lora_rank' must be int or null"),
+    ({"model": []}, "key 'model' must be a dict"),
+])
+def test_recipe_errors_name_file_key_and_allowed(raw, message):
+    with pytest.raises(ConfigError, match=message) as e:
+        recipe_from_dict(raw, "r.yaml")
+    assert str(e.value).startswith("r.yaml")
+
+
+def test_recipe_file_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: {hidden_size: [\n")
+    with pytest.raises(ConfigError, match="bad.yaml: invalid YAML"):
+        load_recipe(str(bad))
+    with pytest.raises(ConfigError, match="missing.yaml: cannot read recipe"):
+        load_recipe(str(tmp_path / "missing.yaml"))
+    ok = recipe_from_dict({"model": {"routed_scaling_factor": 2}}, "r.yaml")   # int accepted for float
+    assert ok.model.routed_scaling_factor == 2.0
+
+
+def test_unknown_family_in_recipe(tmp_path):
+    from runtime.tokenizer import Tokenizer
+    from trainer.data import Mixture
+    with pytest.raises(ConfigError, match="unknown family 'algebra'; known: add, sub"):
+        Mixture(Tokenizer(), {"add": 1, "algebra": 2}, source="r.yaml: sft")
+
+
+def test_batches_mask_only_the_completion():
+    from runtime.tokenizer import Tokenizer
+    from trainer.data import encode_batch
+    tok = Tokenizer()
+    tokens, mask = encode_batch(tok, [("Q?", "<think>a</think><answer>1</answer>"), ("Long?", "<answer>2</answer>")])
+    row = tokens[0].tolist()
+    targets = [t for t, m in zip(row[1:], mask[0]) if m]
+    assert tok.decode(targets) == "<think>a</think><answer>1</answer><eos>"
+    assert tok.decode([t for t, m in zip(tokens[1, 1:].tolist(), mask[1]) if m]) == "<answer>2</answer><eos>"
+
+
+def run_train(recipe, out, *extra, background=False):
+    cmd = [sys.executable, "-m", "runtime.cli", "train", "--recipe", recipe, "--out", out, "--no-progress", *extra]
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
+    if background:
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def losses(run_dir):
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return [(r["step"], r["loss"]) for r in map(json.loads, f)]
+
+
+def test_kill_9_then_resume_reproduces_the_uninterrupted_losses(tmp_path):
+    recipe = write_recipe(tmp_path, {"steps": 40})
+    ref = str(tmp_path / "ref")
+    r = run_train(recipe, ref)
+    assert r.returncode == 0, r.stderr
+    assert os.path.exists(os.path.join(ref, "loss.png"))
+
+    out = str(tmp_path / "killed")
+    proc = run_train(recipe, out, background=True)
+    metrics = os.path.join(out, "metrics.jsonl")
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:      # kill once a checkpoint exists mid-run
+        if checkpoint.latest(out) and os.path.exists(metrics) and sum(1 for _ in open(metrics)) >= 12:
+            break
+        time.sleep(0.005)
+    assert proc.poll() is None, "the run finished before it could be killed; make it longer"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = json.load(open(os.path.join(checkpoint.latest(out), "checkpoint.json")))["step"]
+    assert killed_at < 40
+    r = run_train(recipe, out, "--resume")
+    assert r.returncode == 0, r.stderr
+    assert losses(out) == losses(ref)                          # bit for bit, every step
+
+
+def test_checkpoint_round_trip_and_corruption(tmp_path):
+    from runtime.tokenizer import Tokenizer
+    from trainer.config import ModelConfig
+    from trainer.model import init_params
+    cfg = ModelConfig(**TINY_MODEL, vocab_size=Tokenizer().vocab_size)
+    params = init_params(cfg, 0)
+    path = str(tmp_path / "ck")
+    checkpoint.save(path, params, cfg, Tokenizer(), {"step": 3})
+    p2, cfg2, tok2, info = checkpoint.load(path)
+    assert cfg2 == cfg and info["step"] == 3 and all(np.array_equal(params[k], p2[k]) for k in params)
+    checkpoint.save(path, params, cfg, Tokenizer(), {"step": 4})          # replacing is atomic too
+    assert checkpoint.load(path)[3]["step"] == 4 and not [d for d in os.listdir(tmp_path) if ".tmp" in d]
+    with open(os.path.join(path, "model.npz"), "r+b") as f:
+        f.truncate(100)
+    with pytest.raises(CheckpointError, match="model.npz: cannot read weights"):
+        checkpoint.load(path)
+    info_path = os.path.join(path, "checkpoint.json")
+    meta = json.load(open(info_path))
+    meta["config"]["hidden_size"] = 64
+    json.dump(meta, open(info_path, "w"))
+    checkpoint.save(str(tmp_path / "ck2"), params, cfg, Tokenizer())
+    os.replace(os.path.join(tmp_path, "ck2", "model.npz"), os.path.join(path, "model.npz"))
+    with pytest.raises(CheckpointError, match="has shape .* config says"):
+        checkpoint.load(path)
+    with pytest.raises(CheckpointError, match="not a checkpoint directory"):
+        checkpoint.load(str(tmp_path))
+
+
+def test_pickled_npz_is_refused(tmp_path):
+    path = str(tmp_path / "ck")
+    os.makedirs(path)
+    np.savez(os.path.join(path, "model.npz"), evil=np.array([object()], dtype=object))
+    with pytest.raises(CheckpointError, match="cannot read weights"):
+        checkpoint._load_npz(os.path.join(path, "model.npz"))
