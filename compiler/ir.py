@@ -14,6 +14,7 @@ The graph's input is `tokens` (T,) int; its output `logits`.
 from dataclasses import dataclass, field
 
 from runtime import format as F
+from runtime.inspect import graph_text
 
 
 @dataclass
@@ -59,13 +60,8 @@ class Graph:
         return problems
 
     def dump(self):
-        """Readable text, one node a line."""
-        lines = [f"graph({', '.join(self.inputs)}) -> {', '.join('%' + o for o in self.outputs)}"]
-        for n in self.nodes:
-            attrs = " ".join(f"{k}={v}" for k, v in n.attrs.items())
-            lines.append(f"  {', '.join('%' + o for o in n.outputs)} = {n.op}"
-                         f"({', '.join(x if x in self.inputs else '%' + x for x in n.inputs)})  {attrs}".rstrip())
-        return "\n".join(lines)
+        """Readable text, one node a line (the same text `tinyr1 inspect --graph` prints)."""
+        return graph_text(self.to_dict())
 
     def to_dict(self):
         return {"inputs": list(self.inputs), "outputs": list(self.outputs),

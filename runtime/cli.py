@@ -13,6 +13,10 @@ COMMANDS = {
     "eval": ("trainer.cli", "eval_cmd", "Evaluate a checkpoint on held-out problems of every task family."),
     "ask": ("trainer.cli", "ask", "Answer questions with a trainer checkpoint (greedy)."),
     "bench-train": ("trainer.cli", "bench_train", "Time one SFT step against transformers' DeepseekV3 in torch."),
+    "compile": ("compiler.cli", "compile_cmd", "Compile a checkpoint or HF directory into one int8 msgpack model file."),
+    "run": ("runtime.commands", "run", "Stream the answer to one question from a compiled model."),
+    "chat": ("runtime.commands", "chat", "Ask a compiled model questions in a loop."),
+    "inspect": ("runtime.commands", "inspect_cmd", "Show a model file's sizes, ops, quantization error, provenance."),
 }
 
 

@@ -90,7 +90,7 @@ def _tokenizer(d, where):
 def _shape(value, where):
     _need(isinstance(value, list) and len(value) <= F.MAX_DIMS, where, f"shape must be a list of at most "
                                                                       f"{F.MAX_DIMS} sizes, got {value!r:.60}")
-    _need(all(isinstance(n, int) and not isinstance(n, bool) and 0 < n <= F.MAX_FILE_BYTES for n in value),
+    _need(all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in value),
           where, f"shape {value!r:.60} must hold positive integers")
     n = 1
     for s in value:

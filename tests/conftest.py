@@ -18,3 +18,26 @@ def tiny_config(**over):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+def small_student(**over):
+    """A tiny student on the real tokenizer: fast to compile and run in tests."""
+    from runtime.tokenizer import Tokenizer
+    base = dict(vocab_size=Tokenizer().vocab_size, hidden_size=32, intermediate_size=48, moe_intermediate_size=16,
+                num_hidden_layers=3, num_attention_heads=4, n_routed_experts=4, num_experts_per_tok=2,
+                kv_lora_rank=8, qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=6, max_position_embeddings=48)
+    base.update(over)
+    return ModelConfig(**base).validate()
+
+
+def random_params(cfg, seed=1):
+    """init_params plus a non-zero, signed balancing bias and non-trivial norms."""
+    from trainer.model import init_params
+    p = init_params(cfg, seed)
+    r = np.random.default_rng(seed)
+    for k in p:
+        if k.endswith("e_score_correction_bias"):
+            p[k] = r.normal(0, 0.05, p[k].shape).astype(np.float32)
+        elif p[k].ndim == 1:
+            p[k] = (1 + r.normal(0, 0.1, p[k].shape)).astype(np.float32)
+    return p

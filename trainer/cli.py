@@ -34,7 +34,7 @@ def train(recipe, out, resume, steps, no_progress):
 
 
 @click.command("eval")
-@click.argument("checkpoint", type=click.Path(exists=True, file_okay=False))
+@click.argument("checkpoint", type=click.Path(exists=True))
 @click.option("--tasks", default="all", show_default=True,
               help="Comma-separated task families to evaluate, or 'all'.")
 @click.option("--n", default=200, show_default=True, help="Held-out problems per family.")
@@ -42,7 +42,9 @@ def train(recipe, out, resume, steps, no_progress):
 @click.option("--no-extrapolation", is_flag=True, help="Skip the rows one size beyond the training range.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON instead of a table.")
 def eval_cmd(checkpoint, tasks, n, seed, no_extrapolation, as_json):
-    """Greedy accuracy, format compliance and length on held-out problems of each family."""
+    """Greedy accuracy, format compliance and length on held-out problems of each family.
+
+    CHECKPOINT is a trainer checkpoint directory or a compiled .msgpack model file."""
     from runtime.tasks import FAMILIES
     from trainer import checkpoint as ck
     from trainer.evaluate import evaluate, format_table
@@ -50,12 +52,20 @@ def eval_cmd(checkpoint, tasks, n, seed, no_extrapolation, as_json):
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
         _fail(f"--tasks: unknown family {unknown[0]!r}; known: {', '.join(FAMILIES)}")
+    from trainer.config import ModelConfig
+    from trainer.evaluate import runtime_generator
     try:
-        params, cfg, tok, _ = ck.load(checkpoint)
+        if os.path.isfile(checkpoint):
+            import runtime
+            model = runtime.load(checkpoint)
+            params, cfg, tok, gen = None, ModelConfig.from_dict(model.config), model.tokenizer, runtime_generator(model)
+        else:
+            params, cfg, tok, _ = ck.load(checkpoint)
+            gen = None
     except TinyR1Error as e:
         _fail(e)
     rows = evaluate(params, cfg, tok, families, n, seed, extrapolate=not no_extrapolation,
-                    progress=not as_json and sys.stderr.isatty())
+                    progress=not as_json and sys.stderr.isatty(), generator=gen)
     click.echo(json.dumps(rows, indent=1) if as_json else format_table(rows))
 
 

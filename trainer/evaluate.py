@@ -19,10 +19,24 @@ def problems(family, split, n, seed):
     return [fam.sample(rng, split) for _ in range(n)]
 
 
+def checkpoint_generator(params, cfg, tok):
+    """Greedy completions from trainer weights, batched by prompt length."""
+    return lambda questions, max_new: generate_texts(params, cfg, tok, questions, max_new)
+
+
+def runtime_generator(model):
+    """Greedy completions from a compiled model (runtime.Model), one question at a time."""
+    return lambda questions, max_new: ["".join(model.generate(q, max_new_tokens=max_new)) for q in questions]
+
+
 def evaluate(params, cfg, tok, families=None, n=200, seed=0, max_new_tokens=None, extrapolate=True,
-             progress=False):
-    """-> list of rows {family, split, n, accuracy, format, mean_tokens}."""
+             progress=False, generator=None):
+    """-> list of rows {family, split, n, accuracy, format, mean_tokens}.
+
+    `generator(questions, max_new_tokens) -> completion texts` defaults to the trainer model
+    (params, cfg); pass runtime_generator(model) to evaluate a compiled file with the same table."""
     families = list(families or FAMILIES)
+    generator = generator or checkpoint_generator(params, cfg, tok)
     max_new = max_new_tokens or cfg.max_position_embeddings
     splits = ["heldout"] + (["extrapolate"] if extrapolate else [])
     jobs = [(f, s) for s in splits for f in families if not (f == "faq" and s == "extrapolate")]
@@ -31,7 +45,7 @@ def evaluate(params, cfg, tok, families=None, n=200, seed=0, max_new_tokens=None
     for fam, split in tqdm(jobs, disable=not progress, desc="eval", unit="family"):
         probs = problems(fam, split, n, seed)
         room = cfg.max_position_embeddings - max(len(tok.encode(p.question)) + 1 for p in probs)
-        texts = generate_texts(params, cfg, tok, [p.question for p in probs], min(max_new, room))
+        texts = generator([p.question for p in probs], min(max_new, room))
         scores = [score(p.question, t) for p, t in zip(probs, texts)]
         rows.append({"family": fam, "split": split, "n": len(probs),
                      "accuracy": float(np.mean([s["correct"] for s in scores])),

@@ -61,9 +61,12 @@ def config_from_hf(d, source="config.json"):
     """Our ModelConfig from an HF config dict; rejects what we cannot represent."""
     if d.get("model_type", "deepseek_v3") != "deepseek_v3":
         raise CheckpointError(f"{source}: model_type {d.get('model_type')!r} is not 'deepseek_v3'")
-    rope = d.get("rope_parameters") or d.get("rope_scaling") or {}
-    if rope.get("rope_type", rope.get("type", "default")) not in ("default", None):
-        raise CheckpointError(f"{source}: rope type {rope.get('rope_type')!r} is not supported; only 'default'")
+    rope = d.get("rope_parameters") or {}
+    for key in ("rope_parameters", "rope_scaling"):
+        r = d.get(key) or {}
+        kind = r.get("rope_type", r.get("type", "default"))
+        if kind not in ("default", None):
+            raise CheckpointError(f"{source}: {key}: rope type {kind!r} is not supported; only 'default'")
     if d.get("hidden_act", "silu") != "silu":
         raise CheckpointError(f"{source}: hidden_act {d.get('hidden_act')!r} is not supported; only 'silu'")
     kw = {f: d[f] for f in HF_FIELDS if f in d}

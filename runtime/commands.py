@@ -1,0 +1,101 @@
+"""Runtime subcommands of `tinyr1` (they work where only runtime/ is installed): run, chat, inspect."""
+import json
+import sys
+
+import click
+
+from runtime.errors import TinyR1Error
+
+GEN_OPTIONS = [
+    click.option("--max-new-tokens", type=int, default=None, help="Completion length limit [default: the model's]."),
+    click.option("--temperature", type=float, default=0.0, show_default=True, help="0 = greedy (reproducible)."),
+    click.option("--top-k", type=int, default=None, help="Sample only from the k most likely tokens."),
+    click.option("--top-p", type=float, default=None, help="Sample from the smallest set with this much probability."),
+    click.option("--seed", type=int, default=None, help="Seed of the sampler (same seed, same text)."),
+]
+
+
+def gen_options(f):
+    for opt in reversed(GEN_OPTIONS):
+        f = opt(f)
+    return f
+
+
+def _load(path):
+    from runtime.model import load
+    try:
+        return load(path)
+    except TinyR1Error as e:
+        raise click.ClickException(str(e))
+
+
+def _stream(model, question, **kw):
+    stats = {}
+    try:
+        for piece in model.generate(question, stats=stats, **kw):
+            click.echo(piece, nl=False)
+            sys.stdout.flush()
+    except TinyR1Error as e:
+        raise click.ClickException(str(e))
+    secs = stats["prefill_seconds"] + stats["decode_seconds"]
+    click.echo(f"\n[{stats['tokens']} tokens, {stats['tokens'] / max(secs, 1e-9):.0f} tokens/s, "
+               f"first token after {stats['prefill_seconds'] * 1000:.1f} ms, stop: {stats['stop']}]", err=True)
+
+
+@click.command("run")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option("--prompt", required=True, help="The question, e.g. \"What is 47+38?\".")
+@gen_options
+def run(model, prompt, **kw):
+    """Stream the answer to one question from a compiled MODEL file."""
+    _stream(_load(model), prompt, **kw)
+
+
+@click.command("chat")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@gen_options
+def chat(model, **kw):
+    """Ask questions in a loop (empty line or Ctrl-D ends)."""
+    m = _load(model)
+    while True:
+        try:
+            q = input("? ")
+        except EOFError:
+            break
+        if not q.strip():
+            break
+        _stream(m, q.strip(), **kw)
+
+
+@click.command("inspect")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option("--graph", "show_graph", is_flag=True, help="Print the graph, one node a line.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def inspect_cmd(model, show_graph, as_json):
+    """Sizes, op counts, parameter counts, quantization error and provenance of a model file."""
+    from runtime.inspect import graph_text, summary
+    from runtime.loader import read_document
+    try:
+        body = read_document(model)
+    except TinyR1Error as e:
+        raise click.ClickException(str(e))
+    info = summary(body, model)
+    if as_json:
+        click.echo(json.dumps(info, indent=1))
+        return
+    if show_graph:
+        click.echo(graph_text(body["graph"]))
+        return
+    click.echo(f"{model}: {info['file_bytes']:,} bytes, format {info['format']}")
+    click.echo(f"parameters: {info['parameters']:,} ({info['int8_parameters']:,} int8, "
+               f"{info['float32_parameters']:,} float32)")
+    click.echo("ops: " + ", ".join(f"{k} x{v}" for k, v in info["op_counts"].items()))
+    click.echo("config: " + ", ".join(f"{k}={info['config'][k]}" for k in
+                                      ("hidden_size", "num_hidden_layers", "n_routed_experts", "num_experts_per_tok",
+                                       "kv_lora_rank", "max_position_embeddings")))
+    if info["quantization"]:
+        click.echo(f"{'tensor':48} {'scheme':10} {'max abs err':>12} {'rel err':>10}")
+        for name, q in info["quantization"].items():
+            click.echo(f"{name:48} {q['scheme']:10} {q['max_abs_error']:12.2e} {q['rel_error']:10.2e}")
+    prov = {k: v for k, v in info["provenance"].items() if k != "quantization_report"}
+    click.echo("provenance: " + json.dumps(prov, sort_keys=True))

@@ -1,0 +1,134 @@
+"""Compiler -> runtime: the compiled graph computes what the trainer computes."""
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from compiler.compile import compile_model
+from compiler.quantize import quantize
+from compiler.trace import trace
+from conftest import random_params, small_student
+from runtime.cli import main
+from runtime.loader import parse_document
+from runtime.model import ContextOverflowError, Model
+from runtime.tokenizer import Tokenizer
+from trainer.model import logits as trainer_logits
+
+CONFIGS = {"plain q, dense first": {}, "q_lora, 2 of 4 groups, no norm_topk": dict(q_lora_rank=12, n_group=2, topk_group=1,
+                                                                             norm_topk_prob=False),
+           "tied head, all MoE, no shared": dict(tie_word_embeddings=True, first_k_dense_replace=0, n_shared_experts=0),
+           "MTP is dropped": dict(num_nextn_predict_layers=1, first_k_dense_replace=2)}
+
+
+def compiled(cfg, params, quant="float32", **kw):
+    data, graph, report = compile_model(params, cfg, Tokenizer(), quant=quant, **kw)
+    return Model(parse_document(data)), data, graph, report
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_float32_prefill_and_decode_match_the_trainer(name):
+    cfg = small_student(**CONFIGS[name])
+    params = random_params(cfg)
+    model, _, graph, _ = compiled(cfg, params)
+    ids = np.random.default_rng(0).integers(0, cfg.vocab_size, 30)
+    ref = trainer_logits(params, cfg, ids[None])[0]
+    assert np.abs(model.logits(ids) - ref).max() < 1e-4
+    model.reset()
+    steps = [model.forward(ids[:7])[-1]] + [model.forward([t])[-1] for t in ids[7:]]     # absorbed latent cache
+    assert np.abs(np.stack(steps) - ref[6:]).max() < 1e-4
+    assert not any("mtp" in n.attrs.get("prefix", "") for n in graph.nodes)
+
+
+def test_trace_records_every_layer_and_lints_clean():
+    cfg = small_student()
+    graph = trace(random_params(cfg), cfg)
+    ops = [n.op for n in graph.nodes]
+    assert ops.count("mla_attention") == 3 and ops.count("moe") == 2 and ops.count("swiglu_mlp") == 1
+    assert ops.count("add") == 6 and ops[0] == "embedding" and ops[-1] == "lm_head"
+    assert "%logits = lm_head(%rmsnorm6)" in graph.dump()
+    problems = graph.lint({})
+    assert any("missing from the tensor table" in p for p in problems)
+
+
+def test_absorbed_cache_holds_only_the_latent():
+    cfg = small_student()
+    model, _, _, _ = compiled(cfg, random_params(cfg))
+    mla = [op for op, _, _ in model.ops if type(op).__name__ == "MLAttention"]
+    assert all(op.c_kv.shape[1] + op.k_pe.shape[1] == cfg.kv_lora_rank + cfg.qk_rope_head_dim for op in mla)
+
+
+def test_int8_groups_and_channels():
+    w = np.random.default_rng(0).normal(size=(6, 70)).astype(np.float32)
+    for scheme in ("q8_group", "q8_channel"):
+        q, scales, deq = quantize(w, scheme, 32)
+        assert q.dtype == np.int8 and np.abs(q).max() == 127
+        assert scales.shape == ((6, 3) if scheme == "q8_group" else (6, 1))
+        step = np.repeat(scales.astype(np.float32), 32 if scheme == "q8_group" else 70, axis=1)[:, :70]
+        assert (np.abs(w - deq) <= step / 2 + 1e-6).all()               # round to nearest
+    q, _, _ = quantize(np.array([[0.5, -0.5, 127.0]], np.float32), "q8_group", 32)
+    assert q.tolist() == [[1, -1, 127]]                                  # half away from zero, like Q8_0
+
+
+def test_int8_model_is_close_and_smaller():
+    cfg = small_student()
+    params = random_params(cfg)
+    m32, d32, _, _ = compiled(cfg, params)
+    m8, d8, _, report = compiled(cfg, params, quant="int8")
+    assert len(d8) < 0.4 * len(d32)
+    ids = np.arange(20) % cfg.vocab_size
+    a, b = m32.logits(ids), m8.logits(ids)
+    assert np.abs(a - b).max() < 0.05 * np.abs(a).max()
+    assert all(r["rel_error"] < 0.02 for r in report.values())
+
+
+def test_generation_streams_stops_and_is_reproducible():
+    cfg = small_student(max_position_embeddings=40)
+    model, _, _, _ = compiled(cfg, random_params(cfg))
+    stats = {}
+    pieces = list(model.generate("What is 1+1?", max_new_tokens=10, stats=stats))
+    assert stats["tokens"] == len(pieces) <= 10 and stats["stop"] in ("length", "answer", "eos")
+    assert pieces == list(model.generate("What is 1+1?", max_new_tokens=10))
+    s1 = list(model.generate("What is 1+1?", max_new_tokens=10, temperature=1.0, seed=3))
+    assert s1 == list(model.generate("What is 1+1?", max_new_tokens=10, temperature=1.0, seed=3))
+    assert len(list(model.generate("What is 1+1?", max_new_tokens=500))) <= 40 - 13   # clipped to the context
+    with pytest.raises(ContextOverflowError, match="the prompt is 41 tokens; the model's context holds 40"):
+        list(model.generate("x" * 40))
+
+
+def test_stops_after_end_of_answer():
+    cfg = small_student()
+    params = random_params(cfg)
+    tok = Tokenizer()
+    params["lm_head"][:] = 0
+    params["lm_head"][tok.end_answer_id] = 1.0        # a model that always says </answer>
+    model, _, _, _ = compiled(cfg, params)
+    a = model.answer("What is 1+1?")
+    assert a.text == "</answer>" and a.stop == "answer" and a.tokens == 1
+
+
+def test_sampler_top_p_keeps_the_smallest_sufficient_set():
+    rng = np.random.default_rng(0)
+    logits = np.log(np.array([0.5, 0.3, 0.15, 0.05]))
+    picks = {Model.sample(logits, rng, 1.0, None, 0.7) for _ in range(300)}
+    assert picks == {0, 1}
+    assert {Model.sample(logits, rng, 1.0, 1, None) for _ in range(50)} == {0}
+
+
+def test_cli_compile_inspect_run(tmp_path):
+    from trainer import checkpoint
+    cfg = small_student()
+    ck = str(tmp_path / "ck")
+    checkpoint.save(ck, random_params(cfg), cfg, Tokenizer(), {"step": 1, "recipe": "unit"})
+    out = str(tmp_path / "m.msgpack")
+    r = CliRunner().invoke(main, ["compile", ck, "-o", out, "--graph"])
+    assert r.exit_code == 0, r.output
+    assert "mla_attention" in r.output and "bytes per parameter" in r.output
+    r = CliRunner().invoke(main, ["inspect", out])
+    assert r.exit_code == 0 and "q8_group" in r.output and "moe x2" in r.output and '"recipe": "unit"' in r.output
+    r = CliRunner().invoke(main, ["inspect", out, "--json"])
+    assert r.exit_code == 0 and '"int8_parameters"' in r.output
+    r = CliRunner().invoke(main, ["run", out, "--prompt", "What is 2+2?", "--max-new-tokens", "5"])
+    assert r.exit_code == 0
+    r = CliRunner().invoke(main, ["run", out, "--prompt", "caf\u00e9"])
+    assert r.exit_code == 1 and "U+00E9" in r.output
+    r = CliRunner().invoke(main, ["compile", str(tmp_path), "-o", out])
+    assert r.exit_code == 1 and "neither a trainer checkpoint" in r.output
