@@ -1,11 +1,19 @@
 # Two commands on a fresh Linux machine:  make demo  and  make test.
-# Each creates or updates .venv and installs what it needs (stamp files skip the pip step when
+# Each creates or updates its virtualenv and installs what it needs (stamp files skip pip when
 # setup.py has not changed).
 PYTHON ?= python3
 VENV   := .venv
+FLOOR  := .venv-floor
 PY     := $(VENV)/bin/python
+MODEL  := build/student.msgpack
 export OPENBLAS_NUM_THREADS ?= 1
 export PYTHONHASHSEED := 0
+
+# What Raspberry Pi OS bookworm ships as Debian packages: the runtime's floor, tested in CI.
+FLOOR_PINS := numpy==1.24.4 msgpack==1.0.3 pyyaml==6.0.1 click==8.1.3
+
+SEED_QUESTIONS := "What is 47+38?" "How many r in strawberry?" "Solve 3x+5=20" \
+  "A train travels 300 km in 5 hours. What is its average speed?" "Solve x^2-5x+6=0" "What is fib(10)?" "Sort 5 3 9 1"
 
 .PHONY: demo test clean
 
@@ -21,14 +29,24 @@ $(VENV)/.test: setup.py | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e '.[train,dev,oracle]'
 	touch $@
 
-demo: $(VENV)/.demo
-	$(VENV)/bin/tinyr1 ask --checkpoint trainer/checkpoints/student \
-	  "What is 47+38?" "How many r in strawberry?" "Solve 3x+5=20" \
-	  "A train travels 300 km in 5 hours. What is its average speed?" \
-	  "Solve x^2-5x+6=0" "What is fib(10)?" "Sort 5 3 9 1"
+$(FLOOR)/.stamp: setup.py
+	$(PYTHON) -m venv $(FLOOR)
+	$(FLOOR)/bin/python -m pip install --quiet $(FLOOR_PINS) pytest hypothesis
+	$(FLOOR)/bin/python -m pip install --quiet --no-deps -e .
+	touch $@
 
-test: $(VENV)/.test
+$(MODEL): $(VENV)/.demo trainer/checkpoints/student/model.npz
+	mkdir -p build
+	$(VENV)/bin/tinyr1 compile trainer/checkpoints/student -o $(MODEL)
+
+demo: $(VENV)/.demo $(MODEL)
+	@for q in $(SEED_QUESTIONS); do echo "Q: $$q"; $(VENV)/bin/tinyr1 run $(MODEL) --prompt "$$q"; echo; done
+
+test: $(VENV)/.test $(FLOOR)/.stamp
 	$(PY) -m pytest -n 2 -q tests
+	@echo "--- runtime on the Raspberry Pi OS floor: $(FLOOR_PINS)"
+	$(FLOOR)/bin/python -m pytest -q -p no:xdist tests/test_tokenizer.py tests/test_tasks.py \
+	  tests/test_compile_runtime.py tests/test_model_file.py tests/test_floor.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(FLOOR) build .pytest_cache

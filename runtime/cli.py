@@ -16,6 +16,7 @@ COMMANDS = {
     "compile": ("compiler.cli", "compile_cmd", "Compile a checkpoint or HF directory into one int8 msgpack model file."),
     "run": ("runtime.commands", "run", "Stream the answer to one question from a compiled model."),
     "chat": ("runtime.commands", "chat", "Ask a compiled model questions in a loop."),
+    "bench": ("runtime.commands", "bench", "Runtime speed on one thread: load, prefill, decode, first token, RSS."),
     "inspect": ("runtime.commands", "inspect_cmd", "Show a model file's sizes, ops, quantization error, provenance."),
 }
 

@@ -99,3 +99,13 @@ def inspect_cmd(model, show_graph, as_json):
             click.echo(f"{name:48} {q['scheme']:10} {q['max_abs_error']:12.2e} {q['rel_error']:10.2e}")
     prov = {k: v for k, v in info["provenance"].items() if k != "quantization_report"}
     click.echo("provenance: " + json.dumps(prov, sort_keys=True))
+
+
+@click.command("bench")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option("--repeat", default=3, show_default=True, help="Fresh processes to run; the best is reported.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def bench(model, repeat, as_json):
+    """Load time, prefill/decode tokens/s, first-token latency and peak RSS, one thread."""
+    from runtime.bench import main as bench_main
+    bench_main([model, "--repeat", str(repeat)] + (["--json"] if as_json else []))

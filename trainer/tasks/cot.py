@@ -87,19 +87,23 @@ def cot_speed(p):
 
 
 def cot_quadratic(p):
-    # roots 2, 3 -> "a+b=5 ab=6 1*4=4 2*3=6": try a = 1, 2, ... with b = s - a until a*b = p
+    # roots 2, 3 -> "a+b=5 ab=6 1*4=4!=6 2*3=6=6": try a = 1, 2, ... with b = s - a; each product is
+    # written next to ab, so deciding to stop compares two adjacent numbers, not a distant one
     r1, r2 = p
     s, prod = r1 + r2, r1 * r2
     steps = [f"a+b={s}", f"ab={prod}"]
     for a in range(1, s // 2 + 1):
-        steps.append(f"{a}*{s - a}={a * (s - a)}")
-        if a * (s - a) == prod:
+        ab = a * (s - a)
+        steps.append(f"{a}*{s - a}={ab}{'=' if ab == prod else '!='}{prod}")
+        if ab == prod:
             break
     return " ".join(steps)
 
 
 def cot_fib(n):
-    return " ".join(f"f{i}={fib(i)}" for i in range(n + 1))
+    # fib(4) -> "4:0 3:1 2:1 1:2 0:3": a countdown from n beside fib(0), fib(1), ...; the trace always
+    # stops at 0, so a held-out n needs no stopping point it has not seen
+    return " ".join(f"{n - i}:{fib(i)}" for i in range(n + 1))
 
 
 def cot_sort(p):

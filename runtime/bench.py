@@ -1,0 +1,74 @@
+"""Runtime speed on one thread: load time, prefill and decode tokens/s, first-token latency, peak RSS.
+
+    python -m runtime.bench MODEL [--repeat 3] [--json]
+
+Each measurement runs in a fresh Python process (OPENBLAS_NUM_THREADS=1), so load time and peak RSS
+are what a kiosk sees after Python starts. Prompts are the seed articles' questions, decoded greedily.
+"""
+import json
+import os
+import subprocess
+import sys
+
+QUESTIONS = ["What is 47+38?", "How many r in strawberry?", "Solve 3x+5=20",
+             "A train travels 300 km in 5 hours. What is its average speed?", "Solve x^2-5x+6=0",
+             "What is fib(10)?", "Sort 5 3 9 1"]
+
+CHILD = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+import runtime
+model = runtime.load(sys.argv[1])
+load_s = time.perf_counter() - t0
+rows = []
+for q in json.loads(sys.argv[2]):
+    st = {}
+    n_pieces = sum(1 for _ in model.generate(q, max_new_tokens=200, stats=st))
+    rows.append(st)
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"load_s": load_s, "rows": rows, "peak_rss_mb": rss}))
+"""
+
+
+def measure(path, repeat=3):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    runs = []
+    for _ in range(repeat):
+        out = subprocess.run([sys.executable, "-c", CHILD, path, json.dumps(QUESTIONS)], env=env, check=True,
+                             capture_output=True, text=True).stdout
+        runs.append(json.loads(out))
+    best = min(runs, key=lambda r: sum(x["decode_seconds"] for x in r["rows"]))
+    rows = best["rows"]
+    prompt = sum(r["prompt_tokens"] for r in rows)
+    gen = sum(r["tokens"] for r in rows)
+    prefill = sum(r["prefill_seconds"] for r in rows)
+    decode = sum(r["decode_seconds"] for r in rows)
+    return {"model": path, "model_bytes": os.path.getsize(path),
+            "load_s": min(r["load_s"] for r in runs),
+            "prefill_tokens_per_s": prompt / prefill, "decode_tokens_per_s": (gen - len(rows)) / decode,
+            "first_token_ms": 1000 * max(r["prefill_seconds"] for r in rows),
+            "peak_rss_mb": min(r["peak_rss_mb"] for r in runs), "generated_tokens": gen, "repeat": repeat}
+
+
+def main(argv=None):
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model", help="compiled .msgpack model")
+    ap.add_argument("--repeat", type=int, default=3, help="fresh processes to run; the best is reported")
+    ap.add_argument("--json", action="store_true", help="print JSON")
+    a = ap.parse_args(argv)
+    r = measure(a.model, a.repeat)
+    if a.json:
+        print(json.dumps(r, indent=1))
+        return r
+    print(f"{r['model']} ({r['model_bytes']:,} bytes), one thread, best of {r['repeat']} fresh processes")
+    print(f"  load (after Python starts) {r['load_s'] * 1000:8.1f} ms")
+    print(f"  prefill                    {r['prefill_tokens_per_s']:8.0f} tokens/s")
+    print(f"  decode                     {r['decode_tokens_per_s']:8.0f} tokens/s  ({r['generated_tokens']} tokens)")
+    print(f"  first token (worst prompt) {r['first_token_ms']:8.2f} ms")
+    print(f"  peak RSS                   {r['peak_rss_mb']:8.1f} MB")
+    return r
+
+
+if __name__ == "__main__":
+    main()
