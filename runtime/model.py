@@ -68,12 +68,24 @@ class Model:
             except (KeyError, ValueError, TypeError, IndexError) as e:
                 raise ModelFormatError(f"{path}: graph node {i} ({node['op']}) cannot be prepared: {e!r}") from None
             self.ops.append((op, node["inputs"], node["outputs"]))
+        kinds = [node["op"] for node in self.graph["nodes"]]
+        if not kinds or kinds[0] != "embedding" or kinds[-1] != "lm_head" or "mla_attention" not in kinds \
+                or self.graph["outputs"] != self.graph["nodes"][-1]["outputs"]:
+            raise ModelFormatError(f"{path}: the graph must start with embedding, contain mla_attention and end "
+                                   f"with the lm_head that produces its output; it has {kinds[:3]}...{kinds[-2:]}")
         self.max_positions = min(op.c_kv.shape[0] for op, _, _ in self.ops if hasattr(op, "c_kv"))
-        vocab = next(op.V for op, _, _ in self.ops if hasattr(op, "V"))
+        vocab = self.ops[0][0].V
         if vocab != self.tokenizer.vocab_size:
             raise ModelFormatError(f"{path}: embedding has {vocab} rows but the tokenizer {self.tokenizer.vocab_size} tokens")
         self.out_name = self.graph["outputs"][0]
         self.pos = 0
+        try:                                               # one token through every op: shapes must chain
+            out = self.forward([self.tokenizer.bos_id])
+        except (ValueError, IndexError, TypeError, KeyError) as e:
+            raise ModelFormatError(f"{path}: the graph does not execute on one token: {e}") from None
+        if out.shape != (1, vocab):
+            raise ModelFormatError(f"{path}: the graph outputs shape {out.shape}, expected (1, {vocab})")
+        self.reset()
 
     # ------------------------------------------------------------ the interpreter
     def forward(self, ids, all_logits=False):

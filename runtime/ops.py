@@ -37,7 +37,8 @@ def _attr(node, key, kind):
 
 
 def rmsnorm(x, w, eps):
-    return x * (1.0 / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps)) * w
+    ss = np.add.reduce(x * x, axis=-1, keepdims=True)
+    return x * (1.0 / np.sqrt(ss * (1.0 / x.shape[-1]) + eps)) * w
 
 
 def silu_mul(gu, F):
@@ -83,29 +84,41 @@ class SwiGLU:
 
 
 class MLAttention:
-    """Absorbed MLA over a latent cache: per position the cache holds c_kv (C) and k_pe (r) only."""
+    """Absorbed MLA over a latent cache: per position the cache holds c_kv (C) and k_pe (r) only.
+
+    At load, W_UK is folded into the query projection (q_lat = x @ W_qlat, (H, C) per token) and W_UV
+    into o_proj (out = ctx_lat @ W_ov), in float64 then float32: the same function with fewer ops per
+    token. The projections that read x are fused into one matmul."""
 
     def __init__(self, node, weights, cfg):
         a = node["attrs"]
         H, nope, r, vd, C = (_attr(node, k, int) for k in ("n_heads", "qk_nope_head_dim", "qk_rope_head_dim",
                                                               "v_head_dim", "kv_lora_rank"))
-        self.H, self.nope, self.r, self.vd, self.C = H, nope, r, vd, C
+        self.H, self.r, self.C = H, r, C
         self.eps = float(_attr(node, "eps", float))
         S = _attr(node, "max_positions", int)
-        if "w_q" in a:
-            self.q_t, self.q_a_t = np.ascontiguousarray(_w(weights, node, "w_q").T), None   # (d, H*qk)
-        else:
-            self.q_a_t = np.ascontiguousarray(_w(weights, node, "w_q_a").T)                # (d, q_lora)
-            self.q_a_norm = _w(weights, node, "w_q_a_norm")
-            self.q_t = np.ascontiguousarray(_w(weights, node, "w_q_b").T)                  # (q_lora, H*qk)
-        if self.q_t.shape[1] != H * (nope + r):
-            raise ModelFormatError(f"mla_attention layer {a.get('layer')}: q projection has {self.q_t.shape[1]} "
+        w_q = _w(weights, node, "w_q") if "w_q" in a else _w(weights, node, "w_q_b")           # (H*qk, d or q_lora)
+        if w_q.shape[0] != H * (nope + r):
+            raise ModelFormatError(f"mla_attention layer {a.get('layer')}: q projection has {w_q.shape[0]} "
                                    f"outputs, expected H*(nope+rope)={H * (nope + r)}")
-        self.kv_a_t = np.ascontiguousarray(_w(weights, node, "w_kv_a").T)                  # (d, C + r)
+        w_uk = _w(weights, node, "w_uk", (H, nope, C)).astype(np.float64)
+        w_uv = _w(weights, node, "w_uv", (H, C, vd)).astype(np.float64)
+        w_o = _w(weights, node, "w_o").astype(np.float64)                                      # (d, H*v)
+        qh = w_q.astype(np.float64).reshape(H, nope + r, -1)
+        q_lat = np.einsum("hnc,hni->ihc", w_uk, qh[:, :nope]).reshape(-1, H * C)              # (in, H*C)
+        q_pe = qh[:, nope:].transpose(2, 0, 1).reshape(-1, H * r)                             # (in, H*r)
+        self.ov = np.einsum("hcv,dhv->hcd", w_uv, w_o.reshape(-1, H, vd)).reshape(H * C, -1).astype(np.float32)
+        w_kv_a = _w(weights, node, "w_kv_a").T                                                 # (d, C + r)
+        if "w_q" in a:                      # one matmul: x -> [q_lat | q_pe | c_kv | k_pe]
+            self.w_in = np.ascontiguousarray(np.concatenate([q_lat, q_pe, w_kv_a], 1), dtype=np.float32)
+            self.q_a, self.w_qb = 0, None
+        else:                               # x -> [q_a | c_kv | k_pe], then q_a -> [q_lat | q_pe]
+            w_q_a = _w(weights, node, "w_q_a").T
+            self.q_a = w_q_a.shape[1]
+            self.q_a_norm = _w(weights, node, "w_q_a_norm", (self.q_a,))
+            self.w_in = np.ascontiguousarray(np.concatenate([w_q_a, w_kv_a], 1), dtype=np.float32)
+            self.w_qb = np.ascontiguousarray(np.concatenate([q_lat, q_pe], 1), dtype=np.float32)
         self.kv_norm = _w(weights, node, "w_kv_a_norm", (C,))
-        self.w_uk = _w(weights, node, "w_uk", (H, nope, C))
-        self.w_uv = _w(weights, node, "w_uv", (H, C, vd))
-        self.o_t = np.ascontiguousarray(_w(weights, node, "w_o").T)                        # (H*v, d)
         self.scale = (nope + r) ** -0.5
         inv = 1.0 / (float(_attr(node, "rope_theta", float)) ** (np.arange(0, r, 2, dtype=np.float64) / r))
         ang = np.arange(S, dtype=np.float64)[:, None] * inv[None, :]
@@ -122,25 +135,24 @@ class MLAttention:
 
     def run(self, ctx, x):
         T, pos = x.shape[0], ctx.pos
-        H, nope, C = self.H, self.nope, self.C
-        q = x @ self.q_a_t if self.q_a_t is not None else x
-        if self.q_a_t is not None:
-            q = rmsnorm(q, self.q_a_norm, self.eps)
-        q = (q @ self.q_t).reshape(T, H, nope + self.r).transpose(1, 0, 2)               # (H, T, qk)
-        kva = x @ self.kv_a_t                                                              # (T, C + r)
-        end = pos + T
-        self.c_kv[pos:end] = rmsnorm(kva[:, :C], self.kv_norm, self.eps)
-        self.k_pe[pos:end] = self.rope(kva[:, C:], pos, T)
-        q_lat = q[:, :, :nope] @ self.w_uk                                                 # (H, T, C)
-        q_pe = self.rope(q[:, :, nope:], pos, T)                                           # (H, T, r)
-        scores = (q_lat @ self.c_kv[:end].T + q_pe @ self.k_pe[:end].T) * self.scale       # (H, T, S)
+        H, C, r, end = self.H, self.C, self.r, ctx.pos + x.shape[0]
+        z = x @ self.w_in
+        if self.w_qb is None:
+            q, kv = z[:, :H * (C + r)], z[:, H * (C + r):]
+        else:
+            q, kv = rmsnorm(z[:, :self.q_a], self.q_a_norm, self.eps) @ self.w_qb, z[:, self.q_a:]
+        self.c_kv[pos:end] = rmsnorm(kv[:, :C], self.kv_norm, self.eps)
+        self.k_pe[pos:end] = self.rope(kv[:, C:], pos, T)
+        q_lat = q[:, :H * C].reshape(T, H, C).transpose(1, 0, 2)                           # (H, T, C)
+        q_pe = self.rope(q[:, H * C:].reshape(T, H, r).transpose(1, 0, 2), pos, T)        # (H, T, r)
+        scores = (q_lat @ self.c_kv[:end].T + q_pe @ self.k_pe[:end].T) * self.scale      # (H, T, S)
         if T > 1:
             scores[:, np.arange(end)[None, :] > (pos + np.arange(T))[:, None]] = -np.inf
         scores -= scores.max(-1, keepdims=True)
         p = np.exp(scores)
         p /= p.sum(-1, keepdims=True)
-        ctx_h = (p @ self.c_kv[:end]) @ self.w_uv                                          # (H, T, v)
-        return ctx_h.transpose(1, 0, 2).reshape(T, H * self.vd) @ self.o_t
+        ctx_lat = p @ self.c_kv[:end]                                                      # (H, T, C)
+        return ctx_lat.transpose(1, 0, 2).reshape(T, H * C) @ self.ov
 
 
 class MoE:
@@ -171,6 +183,12 @@ class MoE:
     def route(self, x):
         s = 1.0 / (1.0 + np.exp(-(x @ self.router_t)))                                     # (T, E)
         sel = s + self.bias
+        if self.G == 1 and len(x) == 1:                  # decode fast path
+            idx = np.argsort(-sel[0], kind="stable")[:self.K]
+            w = s[0, idx]
+            if self.norm:
+                w = w / (w.sum() + 1e-20)
+            return idx[None], (w * self.rsf)[None]
         if self.G > 1:
             T = len(x)
             grouped = sel.reshape(T, self.G, -1)

@@ -177,3 +177,13 @@ def test_fuzzed_bodies_raise_only_model_format_error(junk):
         load_bytes(rebuild(outer, body))
     except ModelFormatError:
         pass
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda b: b["graph"].update(nodes=b["graph"]["nodes"][:1], outputs=["embedding0"]), "the graph must start with embedding"),
+    (lambda b: b["graph"]["nodes"][2].update(inputs=["tokens"]), "does not execute on one token"),
+])
+def test_graphs_that_load_but_cannot_run(edit, message):
+    outer, body = split()
+    edit(body)
+    expect(rebuild(outer, body), message)

@@ -31,15 +31,14 @@ def load_ratio(load):
     return float(load.max() / max(load.min(), 1))
 
 
-def run_sft(recipe, out_dir, resume=False, init_from=None, progress=True, max_steps=None):
-    """Train per recipe.sft into out_dir. Returns the final (params, cfg, tok)."""
+def run_sft(recipe, out_dir, resume=False, progress=True, max_steps=None):
+    """Train per recipe.sft into out_dir (stopping early at max_steps). Returns (params, cfg, tok)."""
     cfg, sc = recipe.model, recipe.sft
     tok = Tokenizer()
-    if cfg.vocab_size != tok.vocab_size:
-        cfg.vocab_size = tok.vocab_size
+    cfg.vocab_size = tok.vocab_size                      # the vocabulary is the tokenizer's, always
     os.makedirs(out_dir, exist_ok=True)
     mix = Mixture(tok, sc.families, sc.datasets, sc.dataset_weight, sc.seed, f"{recipe.path}: sft")
-    params = init_params(cfg, sc.seed) if init_from is None else {k: v.copy() for k, v in init_from.items()}
+    params = init_params(cfg, sc.seed)
     trainable = [k for k in params if not k.endswith(BUFFER_SUFFIX)]
     opt = AdamW(params, trainable, sc.beta1, sc.beta2, weight_decay=sc.weight_decay)
     start, elapsed0 = 0, 0.0
@@ -79,7 +78,7 @@ def run_sft(recipe, out_dir, resume=False, init_from=None, progress=True, max_st
             tps = tokens_seen / max(time.time() - t0, 1e-9)
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}", tok_s=f"{tps:.0f}", refresh=False)
-            if (step + 1) % sc.checkpoint_every == 0 or step + 1 == sc.steps:
+            if (step + 1) % sc.checkpoint_every == 0 or step + 1 == end:
                 mf.flush()
                 meta = {"step": step + 1, "recipe": recipe.name, "stage": "sft", "seed": sc.seed,
                         "params": count_params(cfg), "train_seconds": elapsed0 + time.time() - t0}
