@@ -22,8 +22,8 @@ EXACT = {
         "<think>174/6 17/6=2r5 54/6=9r0</think><answer>29 km/h</answer>",
     "Solve x^2-5x+6=0": "<think>a+b=5 ab=6 1*4=4!=6 2*3=6=6</think><answer>x=2,x=3</answer>",
     "Solve x^2-6x+9=0": "<think>a+b=6 ab=9 1*5=5!=9 2*4=8!=9 3*3=9=9</think><answer>x=3</answer>",
-    "What is fib(3)?": "<think>3:0 2:1 1:1 0:2</think><answer>2</answer>",
-    "What is fib(0)?": "<think>0:0</think><answer>0</answer>",
+    "What is fib(3)?": "<think>0,3 1,2 1,1 2,0</think><answer>2</answer>",
+    "What is fib(0)?": "<think>0,0</think><answer>0</answer>",
     "Sort 5 3 9 1": "<think>1 of 5 3 9 1;3 of 5 3 9;5 of 5 9;9 of 9</think><answer>1 3 5 9</answer>",
 }
 
@@ -55,9 +55,9 @@ def check_steps(ex):
             assert n == q * t_ + r and r < t_
         assert "".join(re.fullmatch(r"\d+/\d+=(\d+)r\d+", s).group(1) for s in steps).lstrip("0") + " km/h" == ex.answer
     elif ex.family == "fib":
-        steps = [tuple(map(int, s.split(":"))) for s in t.split()]
-        assert [k for k, _ in steps] == list(range(len(steps) - 1, -1, -1))
-        vals = [v for _, v in steps]
+        steps = [tuple(map(int, s.split(","))) for s in t.split()]
+        assert [k for _, k in steps] == list(range(len(steps) - 1, -1, -1))
+        vals = [v for v, _ in steps]
         assert vals[:2] == [0, 1][:len(vals)] and all(c == a + b for a, b, c in zip(vals, vals[1:], vals[2:]))
         assert str(vals[-1]) == ex.answer
     elif ex.family == "quadratic":

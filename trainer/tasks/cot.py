@@ -101,9 +101,10 @@ def cot_quadratic(p):
 
 
 def cot_fib(n):
-    # fib(4) -> "4:0 3:1 2:1 1:2 0:3": a countdown from n beside fib(0), fib(1), ...; the trace always
-    # stops at 0, so a held-out n needs no stopping point it has not seen
-    return " ".join(f"{n - i}:{fib(i)}" for i in range(n + 1))
+    # fib(4) -> "0,4 1,3 1,2 2,1 3,0": fib(0), fib(1), ... each beside a countdown from n. A value depends
+    # only on the two before it, the same for every n, and the trace always stops right after ",0", so
+    # a held-out n needs neither a value nor a stopping point it has not seen.
+    return " ".join(f"{fib(i)},{n - i}" for i in range(n + 1))
 
 
 def cot_sort(p):
