@@ -5,6 +5,8 @@ packages. Training, tests and oracles are extras.
 """
 from setuptools import find_packages, setup
 
+KIOSK = ["pillow>=9.4", "gpiozero>=2.0", "luma.core>=2.4", "luma.oled>=3.9", "luma.lcd>=2.10", "smbus2>=0.4"]
+
 setup(
     name="tinyr1",
     version="0.1.0",
@@ -18,7 +20,9 @@ setup(
     install_requires=["numpy>=1.24", "msgpack>=1.0.3", "pyyaml>=5.4", "click>=8.0"],
     extras_require={
         "train": ["tqdm>=4.60", "matplotlib>=3.6"],
-        "dev": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6.80", "tqdm>=4.60", "matplotlib>=3.6"],
+        # the kiosk's hardware libraries; on the Pi they come from apt (python3-gpiozero, python3-luma.*)
+        "kiosk": KIOSK,
+        "dev": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6.80", "tqdm>=4.60", "matplotlib>=3.6"] + KIOSK,
         # numerical oracle and speed peer: HF transformers' DeepseekV3ForCausalLM on CPU torch
         "oracle": ["torch==2.13.0", "transformers>=5.6", "safetensors>=0.4"],
     },

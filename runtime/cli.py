@@ -18,6 +18,9 @@ COMMANDS = {
     "chat": ("runtime.commands", "chat", "Ask a compiled model questions in a loop."),
     "bench": ("runtime.commands", "bench", "Runtime speed on one thread: load, prefill, decode, first token, RSS."),
     "inspect": ("runtime.commands", "inspect_cmd", "Show a model file's sizes, ops, quantization error, provenance."),
+    "validate": ("runtime.kiosk.commands", "validate", "Check a kiosk config and its model (keys, pins, display, questions)."),
+    "kiosk": ("runtime.kiosk.commands", "kiosk", "Run the kiosk on a Raspberry Pi: GPIO buttons ask, the display answers."),
+    "simulate": ("runtime.kiosk.commands", "simulate", "Run the kiosk on this computer with mock buttons; write frames/GIF."),
 }
 
 

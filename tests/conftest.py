@@ -41,3 +41,28 @@ def random_params(cfg, seed=1):
         elif p[k].ndim == 1:
             p[k] = (1 + r.normal(0, 0.1, p[k].shape)).astype(np.float32)
     return p
+
+
+ROOT = __import__("os").path.dirname(__import__("os").path.dirname(__import__("os").path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session")
+def tiny_model_file(tmp_path_factory):
+    """A compiled int8 tiny student with random weights (answers nonsense, fast)."""
+    from compiler.compile import compile_model
+    from runtime.tokenizer import Tokenizer
+    cfg = small_student(max_position_embeddings=160)
+    path = tmp_path_factory.mktemp("models") / "tiny.msgpack"
+    path.write_bytes(compile_model(random_params(cfg), cfg, Tokenizer(), quant="int8")[0])
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def student_file(tmp_path_factory):
+    """The bundled student, compiled to int8 as `make demo` does."""
+    import os
+    from compiler.compile import compile_model, load_source
+    params, cfg, tok, prov = load_source(os.path.join(ROOT, "trainer", "checkpoints", "student"))
+    path = tmp_path_factory.mktemp("models") / "student.msgpack"
+    path.write_bytes(compile_model(params, cfg, tok, quant="int8", provenance=prov)[0])
+    return str(path)

@@ -1,0 +1,130 @@
+"""`tinyr1 validate`, `tinyr1 kiosk` (on the Pi) and `tinyr1 simulate` (on a laptop)."""
+import os
+import signal
+import sys
+import threading
+
+import click
+
+from runtime.errors import TinyR1Error
+
+
+def _load(config, model):
+    from runtime.kiosk.config import check_model, load_config
+    from runtime.kiosk.display import check_display_packages
+    try:
+        cfg = load_config(config, model)
+        check_display_packages(cfg)
+        return cfg, check_model(cfg)
+    except TinyR1Error as e:
+        raise click.ClickException(str(e)) from None
+
+
+CONFIG = click.option("--config", "config", required=True, type=click.Path(dir_okay=False),
+                      help="Kiosk YAML file (see firmware_configs/).")
+MODEL = click.option("--model", type=click.Path(dir_okay=False), default=None,
+                     help="Compiled model to use instead of the config's `model:`.")
+
+
+@click.command("validate")
+@click.argument("config", type=click.Path(dir_okay=False))
+@MODEL
+def validate(config, model):
+    """Check a kiosk config and its model: keys, pins, display, questions. Exit status 1 on the first error."""
+    cfg, m = _load(config, model)
+    d = cfg.display
+    click.echo(f"{config}: ok: board {cfg.board}, display {d.type}, {len(cfg.buttons)} buttons "
+               f"(GPIO {', '.join(str(b.pin) for b in cfg.buttons)})"
+               + (f", LED on GPIO {cfg.led.pin}" if cfg.led else "")
+               + f"; model {cfg.model} ({os.path.getsize(cfg.model):,} bytes, context {m.max_positions})")
+
+
+@click.command("kiosk")
+@CONFIG
+@MODEL
+@click.option("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR (default: the config's log_level).")
+def kiosk(config, model, log_level):
+    """Run the kiosk on a Raspberry Pi: buttons ask, the display answers. Stops on SIGTERM or Ctrl-C.
+
+    Under systemd (Type=notify) it reports READY=1 and pings the watchdog; logs go to stdout (journald)."""
+    from runtime.kiosk.app import Kiosk
+    from runtime.kiosk.display import TerminalDisplay, open_display
+    from runtime.kiosk.service import setup_logging
+    cfg, m = _load(config, model)
+    log = setup_logging(log_level or cfg.log_level)
+    try:
+        display, retry = open_display(cfg), None
+    except Exception as e:                       # no display: answer on the console and keep retrying
+        log.error("display %s failed at start (%s: %s); using the console", cfg.display.type, type(e).__name__, e)
+        display, retry = TerminalDisplay(), True
+    k = Kiosk(cfg, m, display, open_display=lambda: open_display(cfg))
+    if retry:
+        k.fallback_until = k.clock() + 10.0
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    k.start()
+    done.wait()
+    log.info("stopping")
+    k.stop()
+
+
+@click.command("simulate")
+@CONFIG
+@MODEL
+@click.option("--press", "presses", multiple=True, metavar="PIN[@SECONDS]",
+              help="Press the button on this GPIO, at SECONDS after start or, without @, once the previous "
+                   "answer is done. Repeatable. Default: every button once, in order.")
+@click.option("--hold", "holds", multiple=True, metavar="PIN[@SECONDS]",
+              help="Like --press, but held for the config's hold_seconds (runs the button's hold action).")
+@click.option("--gif", type=click.Path(dir_okay=False), default=None, help="Write every distinct frame to this animated GIF.")
+@click.option("--frames", "frames_dir", type=click.Path(file_okay=False), default=None,
+              help="Write every distinct frame as PNG into this directory.")
+@click.option("--interactive", is_flag=True, help="Keys 1-9 press buttons 1-9 and the screen is drawn as text in "
+              "this terminal; q quits. Ignores --press/--gif/--frames.")
+def simulate(config, model, presses, holds, gif, frames_dir, interactive):
+    """Run the real kiosk code on this computer: mock GPIO pins (gpiozero MockFactory), the display drawn
+    at its true resolution, scripted presses; prints the transcript and writes the frames."""
+    from runtime.kiosk.simulate import Press, parse_press, simulate as run
+    cfg, m = _load(config, model)
+    if interactive:
+        return _interactive(cfg, m)
+    try:
+        script = [parse_press(p) for p in presses] + [parse_press(h, hold=True) for h in holds]
+        script.sort(key=lambda p: (p.at is None, p.at or 0))
+        if not script:
+            script = [Press(b.pin) for b in cfg.buttons]
+        run(cfg, m, script, gif=gif, frames_dir=frames_dir)
+    except TinyR1Error as e:
+        raise click.ClickException(str(e)) from None
+    for path in (gif, frames_dir):
+        if path:
+            click.echo(f"wrote {path}")
+
+
+def _interactive(cfg, m):
+    import termios
+    import tty
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+    from runtime.kiosk.app import Kiosk
+    from runtime.kiosk.display import TerminalDisplay, open_display
+    from runtime.kiosk.simulate import PRESS_SECONDS, press
+    if not sys.stdin.isatty():
+        raise click.ClickException("--interactive needs a terminal; use --press in scripts")
+    factory = MockFactory(pin_class=MockPWMPin)
+    screen = open_display(cfg, simulate=True)                  # the configured screen's grid, drawn in text
+    k = Kiosk(cfg, m, TerminalDisplay(cols=screen.cols, rows=screen.rows), pin_factory=factory).start()
+    click.echo(f"keys 1-{len(cfg.buttons)} press: " + ", ".join(f"{i+1}={b.label}" for i, b in enumerate(cfg.buttons)))
+    old = termios.tcgetattr(sys.stdin)
+    try:
+        tty.setcbreak(sys.stdin.fileno())
+        while True:
+            ch = sys.stdin.read(1)
+            if ch in ("q", "\x04"):
+                break
+            if ch.isdigit() and 1 <= int(ch) <= len(cfg.buttons):
+                press(factory, cfg.buttons[int(ch) - 1].pin, PRESS_SECONDS)
+    finally:
+        termios.tcsetattr(sys.stdin, termios.TCSADRAIN, old)
+        k.stop()
+        factory.reset()

@@ -1,0 +1,128 @@
+"""What the kiosk's screen says, as a grid of text lines: no drawing, no hardware, easy to test.
+
+`layout(view, cols, rows)` -> list of `Line(text, strong)`, at most `rows` lines of at most `cols`
+characters. A display draws the lines (strong ones inverted where it can), so a 128x64 OLED (21x5 with a
+6x11 font), a 16x2 LCD and an HDMI screen share one layout.
+"""
+from dataclasses import dataclass, field
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class Line:
+    text: str
+    strong: bool = False                  # the answer and the title: drawn inverted on pixel displays
+
+
+@dataclass
+class View:
+    """Everything the screen shows; the kiosk's worker thread owns it."""
+    mode: str = "idle"                    # idle | answer | error
+    title: str = "tinyr1"
+    labels: list = field(default_factory=list)      # idle screen: "17 47+38", ...
+    question: str = ""
+    thinking: str = ""
+    answer: str = ""
+    status: str = ""                      # thinking | answering | done | cancelled | error
+    verified: Optional[bool] = None       # task buttons: did the verifier accept the answer?
+    tokens: int = 0
+    tokens_per_second: float = 0.0
+    thinking_mode: str = "collapsed"      # full | collapsed | hidden
+    page: int = 0                         # which page of a finished answer (hold: next_page)
+    message: str = ""                     # mode error: what went wrong
+
+
+def wrap(text, cols):
+    """Word wrap to `cols`; words longer than a line are cut; explicit newlines are kept."""
+    out = []
+    for para in text.split("\n"):
+        line = ""
+        for word in para.split(" "):
+            while len(word) > cols:
+                if line:
+                    out.append(line)
+                    line = ""
+                out.append(word[:cols])
+                word = word[cols:]
+            if not line:
+                line = word
+            elif len(line) + 1 + len(word) <= cols:
+                line += " " + word
+            else:
+                out.append(line)
+                line = word
+        out.append(line)
+    return out
+
+
+def clip(text, cols):
+    return text if len(text) <= cols else text[:max(cols - 2, 0)] + ".."
+
+
+def footer(view):
+    if view.status == "done":
+        mark = {True: "right", False: "wrong", None: ""}[view.verified]
+        return f"{view.tokens_per_second:.0f} tok/s {mark}".strip()
+    if view.status == "cancelled":
+        return "cancelled"
+    return f"{view.status} {view.tokens} tok"
+
+
+def body(view, cols):
+    """The scrollable part: thinking (per mode) then the answer. -> [Line]"""
+    lines = []
+    if view.thinking_mode == "full" and view.thinking:
+        lines += [Line(t) for t in wrap(view.thinking, cols)]
+    elif view.thinking_mode == "collapsed":
+        if view.status == "thinking":               # a ticker of the newest thinking
+            lines.append(Line(view.thinking[-cols:]))
+        elif view.thinking:
+            lines.append(Line(clip(f"(thought {len(view.thinking)} chars)", cols)))
+    if view.answer or view.status == "answering":
+        lines += [Line(t, strong=True) for t in wrap("= " + view.answer, cols)]
+    return lines
+
+
+def layout(view, cols, rows):
+    if cols < 1 or rows < 1:
+        return []
+    if view.mode == "idle":
+        lines = [Line(clip(view.title, cols), strong=True)] + [Line(clip(t, cols)) for t in view.labels]
+        if len(lines) > rows:                       # two labels per line when they do not fit one per line
+            half = max((cols - 1) // 2, 1)
+            pairs = [view.labels[i:i + 2] for i in range(0, len(view.labels), 2)]
+            lines = lines[:1] + [Line(" ".join(clip(t, half).ljust(half) for t in p).rstrip()) for p in pairs]
+        return lines[:rows]
+    if view.mode == "error":
+        return ([Line("error", strong=True)] + [Line(t) for t in wrap(view.message, cols)])[:rows]
+    if rows <= 2:                                   # 16x2 LCD: the question, then the newest body line
+        scroll = body(view, cols)
+        tail = scroll[-1:] if scroll else [Line(clip(footer(view), cols))]
+        if view.status == "done" and view.answer:
+            mark = {True: " ok", False: " x", None: ""}[view.verified]
+            tail = [Line(clip("=" + view.answer + mark, cols), strong=True)]
+        return ([Line(clip(view.question, cols))] + tail)[:rows]
+    q = wrap(view.question, cols)
+    n_q = 1 if rows < 5 else min(2, rows - 3)      # up to 2 question lines when 2 body lines remain
+    head = [Line(t) for t in q[:n_q]]
+    if len(q) > n_q:
+        head[-1] = Line(clip(q[n_q - 1] + " " + q[n_q], cols))
+    space = rows - len(head) - 1                    # question + body + footer
+    scroll = body(view, cols)
+    if view.status == "done" and len(scroll) > space:
+        pages = (len(scroll) + space - 1) // space
+        page = view.page % pages
+        shown = scroll[page * space:(page + 1) * space]
+        foot = f"{footer(view)} {page + 1}/{pages}"
+    else:                                           # streaming: follow the newest text
+        shown = scroll[-space:]
+        foot = footer(view)
+    shown = shown + [Line("")] * (space - len(shown))  # the footer keeps the bottom row
+    return head + shown + [Line(clip(foot, cols))]
+
+
+def page_count(view, cols, rows):
+    """Pages of a finished answer's body (the `p/n` in the footer)."""
+    foot = layout(view, cols, rows)[-1].text if view.mode == "answer" and rows > 2 else ""
+    tail = foot.rsplit(" ", 1)[-1]
+    return int(tail.split("/")[1]) if "/" in tail else 1

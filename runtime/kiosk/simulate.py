@@ -1,0 +1,105 @@
+"""Compile-and-simulate: the real kiosk code with gpiozero's MockFactory and luma's dummy devices.
+
+Presses are scripted (`Press(pin, at=None)`: at a time after start, or when the previous answer is done);
+every distinct frame is kept with its time, and can be written as PNGs and an animated GIF at the
+display's true resolution.
+"""
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+from runtime.errors import ConfigError
+from runtime.kiosk.app import Kiosk
+from runtime.kiosk.display import open_display
+
+PRESS_SECONDS = 0.08                     # how long a scripted finger stays on a button
+HOLD_EXTRA = 0.05                        # a scripted hold lasts hold_seconds plus this
+
+
+@dataclass
+class Press:
+    pin: int
+    at: Optional[float] = None           # seconds after start; None = once the kiosk is idle again
+    hold: bool = False
+
+
+def parse_press(text, hold=False):
+    """"17" or "17@2.5" -> Press."""
+    pin, _, at = text.partition("@")
+    try:
+        return Press(int(pin), float(at) if at else None, hold)
+    except ValueError:
+        raise ConfigError(f"--press {text!r}: expected PIN or PIN@SECONDS, e.g. 17 or 17@2.5") from None
+
+
+class Recorder:
+    """Keeps each frame that differs from the previous one, with its time."""
+
+    def __init__(self):
+        self.frames, self.times = [], []
+        self.t0 = time.monotonic()
+
+    def __call__(self, image, view):
+        if self.frames and image.tobytes() == self.frames[-1].tobytes():
+            return
+        self.frames.append(image.copy())
+        self.times.append(time.monotonic() - self.t0)
+
+    def write(self, gif=None, frames_dir=None):
+        if frames_dir:
+            os.makedirs(frames_dir, exist_ok=True)
+            for k, im in enumerate(self.frames):
+                im.save(os.path.join(frames_dir, f"frame_{k:04d}.png"))
+        if gif and self.frames:
+            ends = self.times[1:] + [self.times[-1] + 2.0]            # hold the last frame 2 s
+            ms = [max(20, int(round((b - a) * 1000))) for a, b in zip(self.times, ends)]
+            frames = [im.convert("L") for im in self.frames]
+            frames[0].save(gif, save_all=True, append_images=frames[1:], duration=ms, loop=0)
+
+
+def press(factory, pin, seconds):
+    p = factory.pin(pin)
+    p.drive_low()
+    time.sleep(seconds)                  # a finger on the button, not a wait for a thread
+    p.drive_high()
+
+
+def simulate(cfg, model, presses, *, gif=None, frames_dir=None, out=sys.stdout, timeout=120):
+    """Run the kiosk on mock pins, press as scripted -> (kiosk, recorder). Prints the transcript."""
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+    pins = {b.pin for b in cfg.buttons}
+    for p in presses:
+        if p.pin not in pins:
+            raise ConfigError(f"--press {p.pin}: no button on GPIO {p.pin}; buttons: {sorted(pins)}")
+    factory = MockFactory(pin_class=MockPWMPin)
+    rec = Recorder()
+    kiosk = Kiosk(cfg, model, open_display(cfg, simulate=True), pin_factory=factory, on_frame=rec)
+    kiosk.start()
+    try:
+        for p in presses:
+            if p.at is None:
+                kiosk.wait_idle(timeout)
+            else:
+                time.sleep(max(0.0, p.at - (time.monotonic() - rec.t0)))
+            press(factory, p.pin, cfg.hold_seconds + HOLD_EXTRA if p.hold else PRESS_SECONDS)
+        kiosk.wait_idle(timeout)
+    finally:
+        kiosk.stop()
+        factory.reset()
+    print_transcript(kiosk, out)
+    rec.write(gif, frames_dir)
+    return kiosk, rec
+
+
+def print_transcript(kiosk, out):
+    for t in kiosk.transcript:
+        mark = {True: "right", False: "wrong", None: "not verifiable"}[t["verified"]]
+        first = "" if t["first_char_seconds"] is None else f", first character after {t['first_char_seconds']*1000:.0f} ms"
+        out.write(f"[GPIO {t['pin']} {t['label']}] {t['question']}\n")
+        out.write(f"  thinking: {t['thinking']}\n  answer:   {t['answer']}  ({t['status']}, {mark}, "
+                  f"{t['tokens']} tokens, {t['tokens_per_second']:.0f} tok/s{first})\n")
+    s = kiosk.stats
+    out.write(f"{s['accepted']} presses accepted: {s['answered']} answered, {s['cancelled']} cancelled, "
+              f"{s['dropped']} dropped, {s['bounced']} bounces ignored, {s['errors']} errors\n")
