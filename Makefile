@@ -17,7 +17,7 @@ FLOOR_PINS := numpy==1.24.4 msgpack==1.0.3 pyyaml==6.0.1 click==8.1.3 pillow==9.
 SEED_QUESTIONS := "What is 47+38?" "How many r in strawberry?" "Solve 3x+5=20" \
   "A train travels 300 km in 5 hours. What is its average speed?" "Solve x^2-5x+6=0" "What is fib(10)?" "Sort 5 3 9 1"
 
-.PHONY: demo test clean
+.PHONY: demo test clean system-tools
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +28,10 @@ $(VENV)/.demo: setup.py | $(VENV)/bin/python
 	touch $@
 
 $(VENV)/.test: setup.py | $(VENV)/bin/python
-	$(PY) -m pip install --quiet -e '.[train,kiosk,dev,oracle]'
+	$(PY) -m pip install --quiet -e '.[train,kiosk,dev,deploy,oracle]'
 	touch $@
 
-$(FLOOR)/.stamp: setup.py
+$(FLOOR)/.stamp: setup.py Makefile
 	$(PYTHON) -m venv $(FLOOR)
 	$(FLOOR)/bin/python -m pip install --quiet $(FLOOR_PINS) pytest hypothesis
 	$(FLOOR)/bin/python -m pip install --quiet --no-deps -e .
@@ -46,7 +46,15 @@ demo: $(VENV)/.demo $(MODEL)
 	@echo "--- the kiosk, simulated: firmware_configs/pi5-ssd1306.yaml, every button pressed once"
 	$(VENV)/bin/tinyr1 simulate --config firmware_configs/pi5-ssd1306.yaml --model $(MODEL) --gif kiosk.gif
 
-test: $(VENV)/.test $(FLOOR)/.stamp
+# The flashing tests need a real sshd on 127.0.0.1 and systemd-analyze (Debian packages).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-tools:
+	@command -v /usr/sbin/sshd >/dev/null && command -v systemd-analyze >/dev/null || { \
+	  echo "installing openssh-server and systemd (for systemd-analyze) with apt-get"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	    apt-get install -y -qq --no-install-recommends openssh-server openssh-client systemd >/dev/null; }
+
+test: $(VENV)/.test $(FLOOR)/.stamp system-tools
 	$(PY) -m pytest -n 2 -q tests
 	@echo "--- runtime on the Raspberry Pi OS floor: $(FLOOR_PINS)"
 	$(FLOOR)/bin/python -m pytest -q -p no:xdist tests/test_tokenizer.py tests/test_tasks.py \

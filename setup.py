@@ -23,6 +23,8 @@ setup(
         # the kiosk's hardware libraries; on the Pi they come from apt (python3-gpiozero, python3-luma.*)
         "kiosk": KIOSK,
         "dev": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6.80", "tqdm>=4.60", "matplotlib>=3.6"] + KIOSK,
+        # `tinyr1 flash --inventory`: fleets through an Ansible playbook
+        "deploy": ["ansible-core>=2.15"],
         # numerical oracle and speed peer: HF transformers' DeepseekV3ForCausalLM on CPU torch
         "oracle": ["torch==2.13.0", "transformers>=5.6", "safetensors>=0.4"],
     },

@@ -21,6 +21,7 @@ COMMANDS = {
     "validate": ("runtime.kiosk.commands", "validate", "Check a kiosk config and its model (keys, pins, display, questions)."),
     "kiosk": ("runtime.kiosk.commands", "kiosk", "Run the kiosk on a Raspberry Pi: GPIO buttons ask, the display answers."),
     "simulate": ("runtime.kiosk.commands", "simulate", "Run the kiosk on this computer with mock buttons; write frames/GIF."),
+    "flash": ("compiler.deploy.cli", "flash", "Put a model, kiosk config and the runtime on a Pi, SD card or fleet."),
 }
 
 

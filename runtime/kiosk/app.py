@@ -74,8 +74,11 @@ class Kiosk:
             buttons.append(btn)
         led = None
         if self.cfg.led is not None:
-            cls = PWMLED if self.cfg.led.pwm else LED
-            led = cls(self.cfg.led.pin, pin_factory=pin_factory)
+            try:
+                led = (PWMLED if self.cfg.led.pwm else LED)(self.cfg.led.pin, pin_factory=pin_factory)
+            except Exception as e:                   # e.g. no PWM on this pin factory: blink instead
+                log.warning("status LED on GPIO %d: no PWM (%s); it will blink", self.cfg.led.pin, e)
+                led = LED(self.cfg.led.pin, pin_factory=pin_factory)
         return buttons, led
 
     def _edge(self, kind, i):
@@ -116,7 +119,7 @@ class Kiosk:
     def _run(self):
         sd_notify("READY=1", self.env)
         self._draw(final=True)
-        log.info("kiosk ready: %d buttons, display %s", len(self.buttons), self.cfg.display.type)
+        log.info("kiosk ready: %d buttons, display %s", len(self.buttons), self.display.name)
         while True:
             self.watchdog.tick()
             try:
@@ -281,7 +284,7 @@ class Kiosk:
             self.display.show(lines, final=final)
         except Exception as e:
             log.error("display %s failed (%s: %s); using the console, retrying in 10 s",
-                      getattr(self.display, "name", "?"), type(e).__name__, e)
+                      self.display.name, type(e).__name__, e)
             self.stats["display_failures"] += 1
             self.display = TerminalDisplay()
             self.fallback_until = now + 10.0

@@ -2,7 +2,6 @@
 import os
 import signal
 import sys
-import threading
 
 import click
 
@@ -50,6 +49,10 @@ def kiosk(config, model, log_level):
     from runtime.kiosk.app import Kiosk
     from runtime.kiosk.display import TerminalDisplay, open_display
     from runtime.kiosk.service import setup_logging
+    # Block SIGTERM/SIGINT before any thread exists (threads inherit the mask) and take them with sigwait:
+    # no thread dies of them, and no Python handler runs inside a lock, so stopping cannot deadlock.
+    stop_signals = {signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     cfg, m = _load(config, model)
     log = setup_logging(log_level or cfg.log_level)
     try:
@@ -60,11 +63,8 @@ def kiosk(config, model, log_level):
     k = Kiosk(cfg, m, display, open_display=lambda: open_display(cfg))
     if retry:
         k.fallback_until = k.clock() + 10.0
-    done = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: done.set())
     k.start()
-    done.wait()
+    signal.sigwait(stop_signals)
     log.info("stopping")
     k.stop()
 

@@ -80,6 +80,8 @@ class TerminalDisplay:
     """The console: the HDMI console's text mode, and the fallback when a display fails. On a terminal
     it redraws in place; in a log (journald) it prints only final screens."""
 
+    name = "console"
+
     def __init__(self, cols=40, rows=8, stream=None):
         self.cols, self.rows = cols, rows
         self.stream = stream or sys.stdout

@@ -1,0 +1,46 @@
+"""`tinyr1 flash`: put a compiled model, its kiosk config and the runtime on a Pi, an SD card or a fleet."""
+import click
+
+from runtime.errors import TinyR1Error
+
+
+@click.command("flash")
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
+              help="Kiosk YAML file (see firmware_configs/); validated, with its model, before anything is copied.")
+@click.option("--model", type=click.Path(dir_okay=False), default=None,
+              help="Compiled model to flash instead of the config's `model:`.")
+@click.option("--target", default=None, metavar="DIR|ssh://[user@]host[:port][/root]",
+              help="A directory (e.g. an SD card's mounted root filesystem) or an ssh:// URL; the release goes "
+                   "to ROOT/opt/tinyr1/releases/ID and ROOT/opt/tinyr1/current is switched to it atomically.")
+@click.option("--inventory", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Flash every host of this Ansible inventory (ansible-core renders and runs a playbook; "
+                   "per-host variable tinyr1_root sets ROOT, default /).")
+@click.option("--rollback", is_flag=True, help="Switch --target back to the previous release (no copy).")
+@click.option("--restart", is_flag=True, help="Restart the tinyr1-kiosk service afterwards, if it is installed.")
+@click.option("--check", is_flag=True, help="With --inventory: ansible-playbook --check --diff (changes nothing).")
+@click.option("--ssh-option", "ssh_options", multiple=True, metavar="OPT",
+              help="Extra ssh argument, repeatable, e.g. --ssh-option=-i --ssh-option=~/.ssh/pi_key.")
+def flash(config, model, target, inventory, rollback, restart, check, ssh_options):
+    """Copy a release (runtime, model, config, systemd unit, install script) to a target, verify its sha256
+    there, and switch to it atomically; the previous release is kept for --rollback. An interrupted flash
+    leaves the running release untouched. First install on a Pi: sudo /opt/tinyr1/current/install.sh"""
+    from compiler.deploy.flash import flash as do_flash, flash_fleet, rollback as do_rollback
+    from compiler.deploy.targets import parse_target
+    if (target is None) == (inventory is None):
+        raise click.UsageError("give exactly one of --target or --inventory")
+    try:
+        if rollback:
+            if target is None:
+                raise click.UsageError("--rollback needs --target")
+            return do_rollback(parse_target(target, ssh_options), restart, click.echo)
+        if config is None:
+            raise click.UsageError("--config is required to flash")
+        from runtime.kiosk.config import check_model, load_config
+        cfg = load_config(config, model)
+        check_model(cfg)
+        if inventory:
+            flash_fleet(cfg, cfg.model, inventory, restart, check, click.echo)
+        else:
+            do_flash(cfg, cfg.model, parse_target(target, ssh_options), restart, click.echo)
+    except TinyR1Error as e:
+        raise click.ClickException(str(e)) from None
