@@ -215,6 +215,33 @@ def test_event_storm(factory, tiny_model_file):
         print(f"storm busy={busy}: {dict(s)}")
 
 
+class Ticking:
+    """A model that takes `dt` seconds of the test's clock per token."""
+
+    def __init__(self, model, clock, dt):
+        self.model, self.clock, self.dt, self.max_positions = model, clock, dt, model.max_positions
+
+    def generate(self, question, **kw):
+        for piece in self.model.generate(question, **kw):
+            self.clock.t += self.dt
+            yield piece
+
+
+def test_redraws_are_coalesced_to_the_refresh_budget(factory, tiny_model_file):
+    cfg = load_config(OLED, model_override=tiny_model_file)      # 400 kHz I2C: at most one redraw per 50 ms
+    cfg.generation.max_new_tokens = 100
+    clock = Clock()
+    k, frames = make(cfg, Ticking(load(tiny_model_file), clock, 0.002), factory, clock=clock)
+    tap(factory, 17)
+    assert k.wait_idle(60)
+    k.stop()
+    tokens = k.transcript[0]["tokens"]
+    assert cfg.refresh_seconds() == 0.05 and tokens >= 50
+    # idle + question + first token + one per 50 ms of streaming (~100 x 2 ms) + the final one
+    assert k.display.draws <= 3 + int(tokens * 0.002 / 0.05) + 1 + 1
+    assert k.display.draws >= 4
+
+
 class Flaky:
     """A display that fails on its `fail_at`-th draw, as an unplugged I2C cable does."""
 
@@ -348,3 +375,21 @@ def test_kiosk_command_as_a_service_with_no_display_attached(tmp_path, tiny_mode
     assert p.returncode == 0, out
     assert "<3>tinyr1: display ssd1306 failed at start" in out              # journald priority: error
     assert "<6>tinyr1.kiosk: kiosk ready: 4 buttons, display console" in out and "<6>tinyr1: stopping" in out
+
+
+def test_interactive_simulation_keys_press_buttons(tiny_model_file):
+    """`tinyr1 simulate --interactive` in a terminal (a pty): key 2 presses the second button, q quits."""
+    import pty
+    import subprocess
+    import sys
+    master, slave = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "runtime.cli", "simulate", "--config", OLED, "--model", tiny_model_file,
+                          "--interactive"], stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         cwd=ROOT)
+    os.close(slave)
+    assert p.stdout.readline().startswith("keys 1-4 press: 1=Train speed, 2=x^2-5x+6=0")
+    os.write(master, b"2q")
+    out, _ = p.communicate(timeout=60)
+    os.close(master)
+    assert p.returncode == 0, out
+    assert "Solve x^2-5x+6=0" in out

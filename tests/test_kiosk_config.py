@@ -130,3 +130,17 @@ def test_validate_command_reports_the_error(tmp_path, tiny_model_file):
     path = write(tmp_path, changed("buttons.1.pin", 17))
     r = CliRunner().invoke(main, ["validate", path, "--model", tiny_model_file])
     assert r.exit_code == 1 and "buttons[1].pin: GPIO 17 is already used" in r.output
+
+
+def test_wiring_table_maps_bcm_to_header_pins(tiny_model_file):
+    from conftest import ROOT
+    import os
+    r = CliRunner().invoke(main, ["validate", "--wiring", os.path.join(ROOT, "firmware_configs", "pi5-ssd1306.yaml"),
+                                  "--model", tiny_model_file])
+    assert r.exit_code == 0, r.output
+    rows = [line.split("|")[1:-1] for line in r.output.splitlines() if line.startswith("| ")][1:]
+    got = {cells[0].strip(): (cells[1].strip(), cells[2].strip()) for cells in rows}
+    assert got["ssd1306 SDA"] == ("3", "GPIO2") and got["ssd1306 SCL"] == ("5", "GPIO3")
+    assert got['button "Train speed"'] == ("11", "GPIO17")           # BCM 17 is header pin 11
+    assert got['button "Random sum", hold: next_page'] == ("16", "GPIO23")
+    assert got["status LED (+ 330 ohm)"] == ("32", "GPIO12")

@@ -28,9 +28,15 @@ MODEL = click.option("--model", type=click.Path(dir_okay=False), default=None,
 @click.command("validate")
 @click.argument("config", type=click.Path(dir_okay=False))
 @MODEL
-def validate(config, model):
+@click.option("--wiring", is_flag=True, help="Also print what to connect to which header pin (a Markdown table).")
+def validate(config, model, wiring):
     """Check a kiosk config and its model: keys, pins, display, questions. Exit status 1 on the first error."""
     cfg, m = _load(config, model)
+    if wiring:
+        from runtime.kiosk.config import wiring as rows
+        click.echo("| part | header pin | BCM | connects to |\n|---|---:|---|---|")
+        for r in rows(cfg):
+            click.echo("| " + " | ".join(r) + " |")
     d = cfg.display
     click.echo(f"{config}: ok: board {cfg.board}, display {d.type}, {len(cfg.buttons)} buttons "
                f"(GPIO {', '.join(str(b.pin) for b in cfg.buttons)})"
@@ -113,18 +119,21 @@ def _interactive(cfg, m):
         raise click.ClickException("--interactive needs a terminal; use --press in scripts")
     factory = MockFactory(pin_class=MockPWMPin)
     screen = open_display(cfg, simulate=True)                  # the configured screen's grid, drawn in text
-    k = Kiosk(cfg, m, TerminalDisplay(cols=screen.cols, rows=screen.rows), pin_factory=factory).start()
-    click.echo(f"keys 1-{len(cfg.buttons)} press: " + ", ".join(f"{i+1}={b.label}" for i, b in enumerate(cfg.buttons)))
-    old = termios.tcgetattr(sys.stdin)
+    k = Kiosk(cfg, m, TerminalDisplay(cols=screen.cols, rows=screen.rows), pin_factory=factory)
+    fd = sys.stdin.fileno()
+    old = termios.tcgetattr(fd)
     try:
-        tty.setcbreak(sys.stdin.fileno())
+        tty.setcbreak(fd)                                      # keys arrive one by one, unechoed
+        click.echo(f"keys 1-{len(cfg.buttons)} press: " + ", ".join(f"{i+1}={b.label}" for i, b in enumerate(cfg.buttons))
+                   + "; q quits")
+        k.start()
         while True:
-            ch = sys.stdin.read(1)
-            if ch in ("q", "\x04"):
+            ch = os.read(fd, 1).decode(errors="replace")
+            if ch in ("q", "\x04", ""):
                 break
             if ch.isdigit() and 1 <= int(ch) <= len(cfg.buttons):
                 press(factory, cfg.buttons[int(ch) - 1].pin, PRESS_SECONDS)
     finally:
-        termios.tcsetattr(sys.stdin, termios.TCSADRAIN, old)
+        termios.tcsetattr(fd, termios.TCSADRAIN, old)
         k.stop()
         factory.reset()

@@ -277,3 +277,26 @@ def check_model(cfg, model=None):
             raise ConfigError(f"{cfg.path}: buttons[{i}].question: {n} tokens leave no room to answer in the "
                               f"model's context of {model.max_positions}")
     return model
+
+
+# BCM GPIO number -> physical pin on the 40-pin header (the same on every Pi with that header)
+HEADER_PIN = {2: 3, 3: 5, 4: 7, 5: 29, 6: 31, 7: 26, 8: 24, 9: 21, 10: 19, 11: 23, 12: 32, 13: 33, 14: 8, 15: 10,
+              16: 36, 17: 11, 18: 12, 19: 35, 20: 38, 21: 40, 22: 15, 23: 16, 24: 18, 25: 22, 26: 37, 27: 13}
+
+
+def wiring(cfg):
+    """-> rows (part, header pin, BCM GPIO, connects to) of what to wire where (README, `validate --wiring`)."""
+    rows = []
+    d = cfg.display
+    if d.type in I2C_DISPLAYS:
+        vcc = ("2", "5V") if d.type == "hd44780" else ("1", "3V3")
+        rows += [(f"{d.type} SDA", "3", "GPIO2", "I2C bus 1"), (f"{d.type} SCL", "5", "GPIO3", "I2C bus 1"),
+                 (f"{d.type} VCC", vcc[0], "", vcc[1]), (f"{d.type} GND", "9", "", "ground")]
+    elif d.type == "hdmi":
+        rows.append(("HDMI screen", "", "", f"HDMI port ({d.framebuffer})"))
+    for b in cfg.buttons:
+        hold = f", hold: {b.hold}" if b.hold != "none" else ""
+        rows.append((f'button "{b.label}"{hold}', str(HEADER_PIN[b.pin]), f"GPIO{b.pin}", "other leg to ground"))
+    if cfg.led is not None:
+        rows.append(("status LED (+ 330 ohm)", str(HEADER_PIN[cfg.led.pin]), f"GPIO{cfg.led.pin}", "cathode to ground"))
+    return rows
