@@ -347,6 +347,12 @@ def test_simulate_command_writes_frames_and_gif(tmp_path, student_file):
     assert Image.open(frames / pngs[0]).size == (128, 64)
     with Image.open(gif) as g:
         assert g.size == (128, 64) and g.n_frames == len(pngs)
+    big = tmp_path / "big.gif"
+    r = CliRunner().invoke(main, ["simulate", "--config", OLED, "--model", student_file, "--press", "17",
+                                  "--gif", str(big), "--scale", "3"])
+    assert r.exit_code == 0, r.output
+    with Image.open(big) as g:
+        assert g.size == (384, 192)
     r = CliRunner().invoke(main, ["simulate", "--config", OLED, "--model", student_file, "--press", "5"])
     assert r.exit_code == 1 and "no button on GPIO 5" in r.output
 

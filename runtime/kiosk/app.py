@@ -129,8 +129,9 @@ class Kiosk:
                 self.stats["errors"] += 1
                 log.exception("kiosk worker error")
                 self.view = View(title=self.cfg.title, labels=self.view.labels, thinking_mode=self.view.thinking_mode)
-        for _ in range(len(self.pending)):
+        for _ in range(len(self.pending)):                # queued presses that will never run
             self.pending.popleft()
+            self.stats["accepted"] += 1
             self.stats["cancelled"] += 1
         self._led("off")
         sd_notify("STOPPING=1", self.env)

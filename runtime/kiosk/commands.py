@@ -83,12 +83,14 @@ def kiosk(config, model, log_level):
                    "answer is done. Repeatable. Default: every button once, in order.")
 @click.option("--hold", "holds", multiple=True, metavar="PIN[@SECONDS]",
               help="Like --press, but held for the config's hold_seconds (runs the button's hold action).")
-@click.option("--gif", type=click.Path(dir_okay=False), default=None, help="Write every distinct frame to this animated GIF.")
+@click.option("--gif", type=click.Path(dir_okay=False), default=None, help="Write every distinct frame to this animated GIF (streaming in real time, finished screens held 1.5 s).")
 @click.option("--frames", "frames_dir", type=click.Path(file_okay=False), default=None,
               help="Write every distinct frame as PNG into this directory.")
+@click.option("--scale", default=1, show_default=True, type=click.IntRange(1, 16),
+              help="Enlarge the written frames this many times (1 = the display's true resolution).")
 @click.option("--interactive", is_flag=True, help="Keys 1-9 press buttons 1-9 and the screen is drawn as text in "
               "this terminal; q quits. Ignores --press/--gif/--frames.")
-def simulate(config, model, presses, holds, gif, frames_dir, interactive):
+def simulate(config, model, presses, holds, gif, frames_dir, scale, interactive):
     """Run the real kiosk code on this computer: mock GPIO pins (gpiozero MockFactory), the display drawn
     at its true resolution, scripted presses; prints the transcript and writes the frames."""
     from runtime.kiosk.simulate import Press, parse_press, simulate as run
@@ -100,7 +102,7 @@ def simulate(config, model, presses, holds, gif, frames_dir, interactive):
         script.sort(key=lambda p: (p.at is None, p.at or 0))
         if not script:
             script = [Press(b.pin) for b in cfg.buttons]
-        run(cfg, m, script, gif=gif, frames_dir=frames_dir)
+        run(cfg, m, script, gif=gif, frames_dir=frames_dir, scale=scale)
     except TinyR1Error as e:
         raise click.ClickException(str(e)) from None
     for path in (gif, frames_dir):

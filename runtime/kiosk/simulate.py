@@ -38,7 +38,7 @@ class Recorder:
     """Keeps each frame that differs from the previous one, with its time."""
 
     def __init__(self):
-        self.frames, self.times = [], []
+        self.frames, self.times, self.settled = [], [], []
         self.t0 = time.monotonic()
 
     def __call__(self, image, view):
@@ -46,16 +46,23 @@ class Recorder:
             return
         self.frames.append(image.copy())
         self.times.append(time.monotonic() - self.t0)
+        self.settled.append(view.mode != "answer" or view.status in ("done", "cancelled"))
 
-    def write(self, gif=None, frames_dir=None):
+    def write(self, gif=None, frames_dir=None, scale=1):
+        """PNGs and/or a GIF; `scale` > 1 enlarges pixels (nearest neighbour) for a README or a slide."""
+        from PIL import Image
+        frames = [im if scale == 1 else im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+                  for im in self.frames]
         if frames_dir:
             os.makedirs(frames_dir, exist_ok=True)
-            for k, im in enumerate(self.frames):
+            for k, im in enumerate(frames):
                 im.save(os.path.join(frames_dir, f"frame_{k:04d}.png"))
-        if gif and self.frames:
-            ends = self.times[1:] + [self.times[-1] + 2.0]            # hold the last frame 2 s
-            ms = [max(20, int(round((b - a) * 1000))) for a, b in zip(self.times, ends)]
-            frames = [im.convert("L") for im in self.frames]
+        if gif and frames:
+            # streaming frames play in real time; settled screens (idle, a finished answer) stay 1.5 s
+            ends = self.times[1:] + [self.times[-1]]
+            ms = [max(1500 if settled else 20, int(round((b - a) * 1000)))
+                  for a, b, settled in zip(self.times, ends, self.settled)]
+            frames = [im.convert("L") for im in frames]
             frames[0].save(gif, save_all=True, append_images=frames[1:], duration=ms, loop=0)
 
 
@@ -66,7 +73,7 @@ def press(factory, pin, seconds):
     p.drive_high()
 
 
-def simulate(cfg, model, presses, *, gif=None, frames_dir=None, out=sys.stdout, timeout=120):
+def simulate(cfg, model, presses, *, gif=None, frames_dir=None, scale=1, out=sys.stdout, timeout=120):
     """Run the kiosk on mock pins, press as scripted -> (kiosk, recorder). Prints the transcript."""
     from gpiozero.pins.mock import MockFactory, MockPWMPin
     pins = {b.pin for b in cfg.buttons}
@@ -89,7 +96,7 @@ def simulate(cfg, model, presses, *, gif=None, frames_dir=None, out=sys.stdout, 
         kiosk.stop()
         factory.reset()
     print_transcript(kiosk, out)
-    rec.write(gif, frames_dir)
+    rec.write(gif, frames_dir, scale)
     return kiosk, rec
 
 
