@@ -64,7 +64,8 @@ echo "active: ${prev#releases/}"
 """
 
 RESTART = r"""if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled --quiet tinyr1-kiosk 2>/dev/null; then
-  systemctl restart tinyr1-kiosk && echo "restarted tinyr1-kiosk"
+  if [ "$(id -u)" = 0 ]; then systemctl restart tinyr1-kiosk; else sudo -n systemctl restart tinyr1-kiosk; fi
+  echo "restarted tinyr1-kiosk"
 fi
 """
 

@@ -14,6 +14,7 @@ key path (`buttons[1].pin`) and the value, and saying what would be valid. `chec
 that need the model file (missing, incompatible, questions its tokenizer cannot encode).
 """
 import os
+import typing
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Optional
 
@@ -160,23 +161,19 @@ def _fields(cls, raw, path, where, skip=()):
     return out
 
 
-_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
-
-
 def _typed(value, tp, path, key):
-    name = tp if isinstance(tp, str) else getattr(tp, "__name__", str(tp))
-    optional = name.startswith("Optional[")
+    """Check one scalar against its field type (int, float, str, bool or Optional of one)."""
+    optional = typing.get_origin(tp) is typing.Union and type(None) in typing.get_args(tp)
     if optional:
         if value is None:
             return None
-        name = name[len("Optional["):-1]
-    want = _TYPES.get(name)
-    if want is None:                      # list / structured fields are checked by their own code
+        tp = next(t for t in typing.get_args(tp) if t is not type(None))
+    if tp not in (int, float, str, bool):                # lists are checked by their own code
         return value
-    if want is float and isinstance(value, int) and not isinstance(value, bool):
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if not isinstance(value, want) or (want is int and isinstance(value, bool)):
-        raise ConfigError(f"{path}: {key}: expected {name}{' or null' if optional else ''}, got {value!r}")
+    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise ConfigError(f"{path}: {key}: expected {tp.__name__}{' or null' if optional else ''}, got {value!r}")
     return value
 
 
