@@ -30,16 +30,21 @@ def _load(path):
 
 
 def _stream(model, question, **kw):
-    stats = {}
+    from runtime.tasks import score
+    stats, pieces = {}, []
     try:
         for piece in model.generate(question, stats=stats, **kw):
+            pieces.append(piece)
             click.echo(piece, nl=False)
             sys.stdout.flush()
     except TinyR1Error as e:
         raise click.ClickException(str(e))
     secs = stats["prefill_seconds"] + stats["decode_seconds"]
+    s = score(question, "".join(pieces))
+    verdict = "" if s["correct"] is None else f", verifier: {'right' if s['correct'] else 'wrong'}"
     click.echo(f"\n[{stats['tokens']} tokens, {stats['tokens'] / max(secs, 1e-9):.0f} tokens/s, "
-               f"first token after {stats['prefill_seconds'] * 1000:.1f} ms, stop: {stats['stop']}]", err=True)
+               f"first token after {stats['prefill_seconds'] * 1000:.1f} ms, stop: {stats['stop']}{verdict}]",
+               err=True)
 
 
 @click.command("run")

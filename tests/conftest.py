@@ -66,3 +66,10 @@ def student_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("models") / "student.msgpack"
     path.write_bytes(compile_model(params, cfg, tok, quant="int8", provenance=prov)[0])
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def student_ckpt_dir():
+    """The bundled student's trainer checkpoint (read only)."""
+    import os
+    return os.path.join(ROOT, "trainer", "checkpoints", "student")

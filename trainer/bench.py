@@ -50,7 +50,7 @@ def torch_step(model, opt, tokens, mask):
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     opt.step()
-    return float(loss)
+    return float(loss.detach())
 
 
 def main(batch=16, seq=96, repeat=5, recipe=None):

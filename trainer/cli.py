@@ -23,12 +23,19 @@ def _fail(e):
               help="Stop after this many steps (the LR schedule still follows the recipe's total).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar (for logs).")
 def train(recipe, out, resume, steps, no_progress):
-    """Train a model from a recipe: cold-start SFT on chain-of-thought traces."""
+    """Train a model from a recipe: cold-start SFT on chain-of-thought traces (a `sft:` recipe) or
+    GRPO with verifiable rewards from a checkpoint (a `grpo:` recipe)."""
     from trainer.recipe import load_recipe
-    from trainer.sft import run_sft
     try:
         r = load_recipe(recipe)
-        run_sft(r, out or os.path.join("runs", r.name), resume=resume, progress=not no_progress, max_steps=steps)
+        out = out or os.path.join("runs", r.name)
+        if r.grpo is not None:
+            from trainer.grpo import run_grpo
+            run_grpo(r.grpo, out, r.name, resume=resume, progress=not no_progress, max_steps=steps,
+                     source=f"{recipe}: grpo")
+        else:
+            from trainer.sft import run_sft
+            run_sft(r, out, resume=resume, progress=not no_progress, max_steps=steps)
     except TinyR1Error as e:
         _fail(e)
 

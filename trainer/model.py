@@ -10,8 +10,8 @@ MTP:  h'_i = eh_proj([enorm(Emb(t_{i+1})); hnorm(h_i)]) -> block -> norm -> shar
 """
 import numpy as np
 
-from trainer.layers import (cross_entropy, linear_backward, rmsnorm_backward, rmsnorm_forward, rope_tables,
-                            swiglu_backward, swiglu_forward)
+from trainer.layers import (cross_entropy, linear_backward, log_softmax, rmsnorm_backward, rmsnorm_forward,
+                            rope_tables, swiglu_backward, swiglu_forward)
 from trainer.mla import mla_backward, mla_forward
 from trainer.moe import moe_backward, moe_forward, seq_aux_terms
 
@@ -183,10 +183,40 @@ def loss_and_grads(params, cfg, tokens, mask, mtp_lambda=0.3, aux_alpha=0.0, nee
     dh = head_backward(dlogits, c_head, params, cfg, grads, "norm").reshape(B, T, -1)
     if use_mtp:
         dh += mtp_back(grads)
+    trunk_backward(dh, ids, caches, params, cfg, grads, aux_alpha)
+    return loss, grads, stats
+
+
+def trunk_backward(dh, ids, caches, params, cfg, grads, aux_alpha=0.0):
+    """dh (B, T, d) at the final hidden states -> parameter gradients of every block and the embedding."""
     for i in reversed(range(cfg.num_hidden_layers)):
         dh = block_backward(dh, caches[i], params, f"layers.{i}.", cfg, grads, aux_alpha)
     embed_backward(dh, ids, params, grads)
-    return loss, grads, stats
+
+
+def token_logprobs(params, cfg, tokens, dlogp_fn=None):
+    """log p(tokens[:, t+1] | tokens[:, :t+1]) for every t: (B, T) for tokens (B, T+1).
+
+    With `dlogp_fn(logp) -> w (B, T)`, the derivative of some loss with respect to each token's
+    log-probability, also backpropagates and returns (logp, grads, loads per MoE layer); the
+    gradient of logp wrt the logits is onehot - softmax, so dlogits = w * (onehot - softmax).
+    This is how GRPO and distillation drive the same backward pass as SFT."""
+    ids, targets = tokens[:, :-1], tokens[:, 1:]
+    B, T = ids.shape
+    h, (_, _, caches) = forward(params, cfg, ids)
+    logits, c_head = head_forward(params, cfg, h)
+    lsm = log_softmax(logits)                                          # (B*T, V)
+    rows = np.arange(B * T)
+    logp = lsm[rows, targets.reshape(-1)].reshape(B, T)
+    if dlogp_fn is None:
+        return logp
+    w = dlogp_fn(logp).reshape(-1, 1).astype(logits.dtype)
+    dlogits = -np.exp(lsm) * w
+    dlogits[rows, targets.reshape(-1)] += w[:, 0]
+    grads = {}
+    dh = head_backward(dlogits, c_head, params, cfg, grads, "norm").reshape(B, T, -1)
+    trunk_backward(dh, ids, caches, params, cfg, grads)
+    return logp, grads, [c[3]["load"] for c in caches if c[4]]
 
 
 def head_backward(dlogits, c_head, params, cfg, grads, norm_name):

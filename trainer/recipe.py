@@ -5,6 +5,8 @@ name: student-sft
 model: {hidden_size: 128}        # ModelConfig fields (trainer/config.py)
 sft: {steps: 3000}               # SFTConfig fields below
 ```
+A GRPO recipe has a `grpo:` section (GRPOConfig fields, trainer/grpo.py) instead of `model` and `sft`;
+the model comes from the checkpoint named by `grpo.init`.
 Unknown keys and wrong types are errors naming the file, the key and the allowed keys.
 """
 from dataclasses import dataclass, field
@@ -13,6 +15,7 @@ import yaml
 
 from runtime.errors import ConfigError
 from trainer.config import ModelConfig, check_fields
+from trainer.grpo import GRPOConfig
 
 
 @dataclass
@@ -46,9 +49,10 @@ class Recipe:
     sft: SFTConfig
     path: str = ""
     raw: dict = field(default_factory=dict)
+    grpo: GRPOConfig = None           # set for a GRPO recipe (then model and sft are unused)
 
 
-TOP_KEYS = {"name": str, "description": str, "model": dict, "sft": dict}
+TOP_KEYS = {"name": str, "description": str, "model": dict, "sft": dict, "grpo": dict}
 
 
 def load_recipe(path):
@@ -70,10 +74,26 @@ def recipe_from_dict(raw, path="<recipe>"):
             raise ConfigError(f"{path}: unknown key {key!r}; allowed keys: {', '.join(TOP_KEYS)}")
         if not isinstance(value, TOP_KEYS[key]):
             raise ConfigError(f"{path}: key {key!r} must be a {TOP_KEYS[key].__name__}, got {value!r}")
+    name = raw.get("name") or path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    if "grpo" in raw:
+        if "model" in raw or "sft" in raw:
+            raise ConfigError(f"{path}: a GRPO recipe takes its model from grpo.init; remove 'model' and 'sft'")
+        grpo = GRPOConfig(**check_fields(GRPOConfig, raw["grpo"], f"{path}: grpo"))
+        check_grpo(grpo, f"{path}: grpo")
+        return Recipe(name=name, model=None, sft=None, path=path, raw=raw, grpo=grpo)
     model = ModelConfig(**check_fields(ModelConfig, raw.get("model", {}), f"{path}: model"))
     model.validate(f"{path}: model")
     sft = SFTConfig(**check_fields(SFTConfig, raw.get("sft", {}), f"{path}: sft"))
     if sft.steps < 1 or sft.batch_size < 1:
         raise ConfigError(f"{path}: sft.steps and sft.batch_size must be >= 1")
-    name = raw.get("name") or path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     return Recipe(name=name, model=model, sft=sft, path=path, raw=raw)
+
+
+def check_grpo(g, source):
+    for key, low in (("steps", 1), ("prompts_per_step", 1), ("group_size", 2), ("max_completion", 1),
+                     ("passes", 1), ("micro_batch", 1)):
+        if getattr(g, key) < low:
+            raise ConfigError(f"{source}: {key} must be >= {low}, got {getattr(g, key)}")
+    if not 0 < g.clip_eps < 1 or g.beta < 0 or g.temperature <= 0:
+        raise ConfigError(f"{source}: need 0 < clip_eps < 1, beta >= 0, temperature > 0; got "
+                          f"{g.clip_eps}, {g.beta}, {g.temperature}")

@@ -1,0 +1,58 @@
+"""Verifiable rewards for GRPO: plain functions `reward(question, completion) -> float`.
+
+R1 uses two rule-based rewards, no learned reward model:
+- accuracy: the task family's verifier on the final answer (1 or 0);
+- format: 1 when the completion is exactly `<think>...</think><answer>...</answer>` (a full match,
+  so trailing text, missing or repeated tags score 0).
+A recipe weights them (`rewards: {accuracy: 1.0, format: 0.2}`); a key `package.module:function`
+adds a user's own reward function with the same signature.
+"""
+import importlib
+
+from runtime.errors import ConfigError
+from runtime.tasks import family_of, is_well_formed
+from runtime.tasks.base import ANSWER_RE
+
+
+def accuracy_reward(question, completion):
+    """1.0 when the verifier accepts the answer. More than one <answer> block scores 0: a policy
+    must not be paid for listing several guesses."""
+    blocks = ANSWER_RE.findall(completion or "")
+    fam = family_of(question)
+    if len(blocks) != 1 or fam is None:
+        return 0.0
+    return 1.0 if fam.verify(question, blocks[0]) else 0.0
+
+
+def format_reward(question, completion):
+    return 1.0 if is_well_formed(completion) else 0.0
+
+
+REWARDS = {"accuracy": accuracy_reward, "format": format_reward}
+
+
+def resolve(weights, source="grpo.rewards"):
+    """{name or 'module:function': weight} -> list of (name, function, weight)."""
+    out = []
+    for name, w in weights.items():
+        if name in REWARDS:
+            fn = REWARDS[name]
+        elif ":" in name:
+            mod, _, attr = name.partition(":")
+            try:
+                fn = getattr(importlib.import_module(mod), attr)
+            except (ImportError, AttributeError) as e:
+                raise ConfigError(f"{source}: cannot import reward {name!r}: {e}") from None
+        else:
+            raise ConfigError(f"{source}: unknown reward {name!r}; built in: {', '.join(REWARDS)}, "
+                              f"or 'package.module:function'")
+        if not isinstance(w, (int, float)):
+            raise ConfigError(f"{source}: weight of {name!r} must be a number, got {w!r}")
+        out.append((name, fn, float(w)))
+    return out
+
+
+def score_all(rewards, question, completion):
+    """-> (weighted total, {name: raw value})."""
+    parts = {name: float(fn(question, completion)) for name, fn, _ in rewards}
+    return sum(w * parts[name] for name, _, w in rewards), parts
