@@ -23,13 +23,19 @@ def _fail(e):
               help="Stop after this many steps (the LR schedule still follows the recipe's total).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar (for logs).")
 def train(recipe, out, resume, steps, no_progress):
-    """Train a model from a recipe: cold-start SFT on chain-of-thought traces (a `sft:` recipe) or
-    GRPO with verifiable rewards from a checkpoint (a `grpo:` recipe)."""
+    """Train a model from a recipe: cold-start SFT on chain-of-thought traces (a `sft:` recipe),
+    GRPO with verifiable rewards from a checkpoint (a `grpo:` recipe), or a pipeline of SFT, GRPO,
+    rejection-sampling and distillation stages (a `stages:` recipe such as trainer/recipes/r1.yaml)."""
     from trainer.recipe import load_recipe
     try:
         r = load_recipe(recipe)
         out = out or os.path.join("runs", r.name)
-        if r.grpo is not None:
+        if r.stages:
+            from trainer.pipeline import run_pipeline
+            if steps is not None:
+                _fail("--steps applies to single-stage recipes; a pipeline's stages set their own")
+            run_pipeline(r, out, resume=resume, progress=not no_progress, log=click.echo)
+        elif r.grpo is not None:
             from trainer.grpo import run_grpo
             run_grpo(r.grpo, out, r.name, resume=resume, progress=not no_progress, max_steps=steps,
                      source=f"{recipe}: grpo")

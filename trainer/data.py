@@ -11,7 +11,7 @@ from trainer.tasks import FAMILIES, load_jsonl, make_example, target_text
 
 
 class Mixture:
-    def __init__(self, tok, families=None, datasets=(), dataset_weight=1.0, seed=0, source="sft"):
+    def __init__(self, tok, families=None, datasets=(), dataset_weight=1.0, seed=0, source="sft", split="train"):
         weights = dict(families) if families else {name: 1.0 for name in FAMILIES}
         for name in weights:
             if name not in FAMILIES:
@@ -23,7 +23,7 @@ class Mixture:
             self.names.append("<jsonl>")
             w.append(dataset_weight)
         self.p = np.asarray(w, float) / sum(w)
-        self.tok, self.seed = tok, seed
+        self.tok, self.seed, self.split = tok, seed, split
 
     def examples(self, rng, n):
         """n training examples (question, completion text)."""
@@ -33,7 +33,7 @@ class Mixture:
             if name == "<jsonl>":
                 ex = self.pool[rng.integers(len(self.pool))]
             else:
-                ex = make_example(name, rng, "train")
+                ex = make_example(name, rng, self.split)
             out.append((ex.question, target_text(ex.reasoning, ex.answer)))
         return out
 

@@ -51,6 +51,7 @@ class GRPOConfig:
     beta: float = 0.02                # KL weight (R1: 0.001; higher keeps a tiny model near its SFT)
     rewards: dict = field(default_factory=lambda: {"accuracy": 1.0, "format": 0.2})
     families: dict = field(default_factory=dict)   # family -> question weight; empty = all equal
+    split: str = "train"              # question pool: train, or rl (never seen by an SFT on split sft)
     bias_update_speed: float = 1e-3
     checkpoint_every: int = 25
     keep_checkpoints: int = 2
@@ -85,10 +86,10 @@ def grpo_loss(logp, old_logp, ref_logp, adv, mask, clip_eps, beta, n_tokens):
 
 
 # ---------------------------------------------------------------- rollouts
-def sample_questions(families, rng, n):
+def sample_questions(families, rng, n, split="train"):
     names = list(families) if families else list(FAMILIES)
     w = np.array([families.get(k, 1.0) for k in names] if families else [1.0] * len(names), float)
-    return [make_example(names[k], rng, "train").question for k in rng.choice(len(names), n, p=w / w.sum())]
+    return [make_example(names[k], rng, split).question for k in rng.choice(len(names), n, p=w / w.sum())]
 
 
 def rollout(params, cfg, tok, questions, G, max_new, temperature, seed):
@@ -171,7 +172,7 @@ def grpo_step(params, ref, cfg, tok, opt, gc, rewards, step):
     """One rollout batch and its `passes` updates. -> metrics record."""
     t0 = time.time()
     rng = np.random.default_rng([gc.seed, step])
-    questions = sample_questions(gc.families, rng, gc.prompts_per_step)
+    questions = sample_questions(gc.families, rng, gc.prompts_per_step, gc.split)
     prompts, comps = rollout(params, cfg, tok, questions, gc.group_size, gc.max_completion, gc.temperature,
                              seed=gc.seed * 100_003 + step)
     R = np.zeros((len(questions), gc.group_size))

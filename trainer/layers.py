@@ -101,6 +101,19 @@ def cross_entropy(logits, targets, mask):
     return float(loss), dlogits.astype(logits.dtype, copy=False)
 
 
+def distill_kl(logits, teacher_probs, mask):
+    """Token-level KL(teacher || student), mean over positions where mask is 1.
+
+    logits (N, V) of the student, teacher_probs (N, V), mask (N,). The gradient wrt the student's
+    logits is (p_student - p_teacher), divided by the number of counted positions."""
+    lsm = log_softmax(logits)
+    n = max(float(mask.sum()), 1.0)
+    t = teacher_probs
+    kl_rows = (t * (np.log(np.maximum(t, 1e-30)) - lsm)).sum(-1)
+    dlogits = (np.exp(lsm) - t) * (mask / n)[:, None]
+    return float((kl_rows * mask).sum() / n), dlogits.astype(logits.dtype, copy=False)
+
+
 def log_softmax(logits):
     z = logits - logits.max(-1, keepdims=True)
     return z - np.log(np.exp(z).sum(-1, keepdims=True))

@@ -10,8 +10,8 @@ MTP:  h'_i = eh_proj([enorm(Emb(t_{i+1})); hnorm(h_i)]) -> block -> norm -> shar
 """
 import numpy as np
 
-from trainer.layers import (cross_entropy, linear_backward, log_softmax, rmsnorm_backward, rmsnorm_forward,
-                            rope_tables, swiglu_backward, swiglu_forward)
+from trainer.layers import (cross_entropy, distill_kl, linear_backward, log_softmax, rmsnorm_backward,
+                            rmsnorm_forward, rope_tables, swiglu_backward, swiglu_forward)
 from trainer.mla import mla_backward, mla_forward
 from trainer.moe import moe_backward, moe_forward, seq_aux_terms
 
@@ -153,11 +153,14 @@ def head_forward(params, cfg, h, norm_name="norm"):
     return flat @ lm_head(params, cfg).T, (flat, c)
 
 
-def loss_and_grads(params, cfg, tokens, mask, mtp_lambda=0.3, aux_alpha=0.0, need_grads=True):
+def loss_and_grads(params, cfg, tokens, mask, mtp_lambda=0.3, aux_alpha=0.0, need_grads=True,
+                   teacher_probs=None, kl_weight=0.0):
     """Next-token loss on positions where mask is 1, plus the MTP loss when the model has MTP.
 
     tokens (B, T+1) int: inputs tokens[:, :-1], targets tokens[:, 1:]; mask (B, T) float.
-    Returns (loss, grads or None, stats) with stats = {"ce", "mtp_ce", "load": [per MoE layer (E,)]}."""
+    Distillation: with teacher_probs (B*T, V), the next-token loss becomes
+    (1 - kl_weight) * CE + kl_weight * KL(teacher || student).
+    Returns (loss, grads or None, stats) with stats = {"ce", "kl", "mtp_ce", "load": [per MoE layer (E,)]}."""
     ids, targets = tokens[:, :-1], tokens[:, 1:]
     B, T = ids.shape
     token_mask = tokens[:, :-1] != 0 if aux_alpha > 0 else None
@@ -166,6 +169,11 @@ def loss_and_grads(params, cfg, tokens, mask, mtp_lambda=0.3, aux_alpha=0.0, nee
     ce, dlogits = cross_entropy(logits, targets.reshape(-1), mask.reshape(-1).astype(logits.dtype))
     stats = {"ce": ce, "load": [c[3]["load"] for c in caches if c[4]]}
     loss = ce
+    if teacher_probs is not None and kl_weight > 0:
+        kl, dkl = distill_kl(logits, teacher_probs, mask.reshape(-1).astype(logits.dtype))
+        loss = (1 - kl_weight) * ce + kl_weight * kl
+        dlogits = (1 - kl_weight) * dlogits + kl_weight * dkl
+        stats["kl"] = kl
     if aux_alpha > 0:
         for c in caches:
             if c[4]:

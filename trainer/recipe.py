@@ -37,6 +37,10 @@ class SFTConfig:
     families: dict = field(default_factory=dict)   # family -> sampling weight; empty = all equal
     datasets: list = field(default_factory=list)   # extra JSONL files ({question, reasoning, answer})
     dataset_weight: float = 1.0       # sampling weight of the JSONL pool as a whole
+    split: str = "train"              # questions drawn from: train, or sft (train minus the R1 pipeline's rl part)
+    init: str = ""                    # start from this checkpoint's weights (its config wins over `model`)
+    teacher: str = ""                 # distillation: add a token-level KL to this checkpoint's distribution
+    kl_weight: float = 0.5            # loss = (1 - kl_weight) * CE + kl_weight * KL(teacher || student)
     checkpoint_every: int = 250
     log_every: int = 10
     keep_checkpoints: int = 2
@@ -50,9 +54,12 @@ class Recipe:
     path: str = ""
     raw: dict = field(default_factory=dict)
     grpo: GRPOConfig = None           # set for a GRPO recipe (then model and sft are unused)
+    stages: list = None               # set for a multi-stage recipe (trainer/pipeline.py)
+    eval: dict = None                 # pipelines: {n, seed} of the held-out eval after each stage
 
 
-TOP_KEYS = {"name": str, "description": str, "model": dict, "sft": dict, "grpo": dict}
+TOP_KEYS = {"name": str, "description": str, "model": dict, "sft": dict, "grpo": dict, "stages": list,
+            "eval": dict}
 
 
 def load_recipe(path):
@@ -75,6 +82,18 @@ def recipe_from_dict(raw, path="<recipe>"):
         if not isinstance(value, TOP_KEYS[key]):
             raise ConfigError(f"{path}: key {key!r} must be a {TOP_KEYS[key].__name__}, got {value!r}")
     name = raw.get("name") or path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    if "stages" in raw or "eval" in raw:
+        from trainer.pipeline import load_stages
+        extra = [k for k in raw if k not in ("name", "description", "stages", "eval")]
+        if extra or "stages" not in raw:
+            raise ConfigError(f"{path}: a pipeline recipe has name, description, eval and stages only; "
+                              f"got {', '.join(extra) or 'no stages'}")
+        ev = raw.get("eval") or {}
+        for k, v in ev.items():
+            if k not in ("n", "seed") or not isinstance(v, int) or isinstance(v, bool) or v < (k == "n"):
+                raise ConfigError(f"{path}: eval: {k}: {v!r}; allowed keys: n (>= 1), seed (>= 0), integers")
+        return Recipe(name=name, model=None, sft=None, path=path, raw=raw, stages=load_stages(raw["stages"], path),
+                      eval=ev or None)
     if "grpo" in raw:
         if "model" in raw or "sft" in raw:
             raise ConfigError(f"{path}: a GRPO recipe takes its model from grpo.init; remove 'model' and 'sft'")
@@ -84,6 +103,12 @@ def recipe_from_dict(raw, path="<recipe>"):
     model = ModelConfig(**check_fields(ModelConfig, raw.get("model", {}), f"{path}: model"))
     model.validate(f"{path}: model")
     sft = SFTConfig(**check_fields(SFTConfig, raw.get("sft", {}), f"{path}: sft"))
+    if sft.init and "model" in raw:
+        raise ConfigError(f"{path}: sft.init takes the model from {sft.init}; remove 'model'")
+    if sft.split not in ("train", "sft", "rl"):
+        raise ConfigError(f"{path}: sft.split must be train, sft or rl; got {sft.split!r}")
+    if not 0 <= sft.kl_weight <= 1:
+        raise ConfigError(f"{path}: sft.kl_weight must be in 0..1, got {sft.kl_weight}")
     if sft.steps < 1 or sft.batch_size < 1:
         raise ConfigError(f"{path}: sft.steps and sft.batch_size must be >= 1")
     return Recipe(name=name, model=model, sft=sft, path=path, raw=raw)
@@ -94,6 +119,8 @@ def check_grpo(g, source):
                      ("passes", 1), ("micro_batch", 1)):
         if getattr(g, key) < low:
             raise ConfigError(f"{source}: {key} must be >= {low}, got {getattr(g, key)}")
+    if g.split not in ("train", "rl"):
+        raise ConfigError(f"{source}: split must be train or rl, got {g.split!r}")
     if not 0 < g.clip_eps < 1 or g.beta < 0 or g.temperature <= 0:
         raise ConfigError(f"{source}: need 0 < clip_eps < 1, beta >= 0, temperature > 0; got "
                           f"{g.clip_eps}, {g.beta}, {g.temperature}")

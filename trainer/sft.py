@@ -9,10 +9,11 @@ import time
 
 import numpy as np
 
+from runtime.errors import ConfigError
 from runtime.tokenizer import Tokenizer
 from trainer import checkpoint
 from trainer.data import Mixture
-from trainer.model import BUFFER_SUFFIX, count_params, init_params, loss_and_grads
+from trainer.model import BUFFER_SUFFIX, count_params, init_params, logits, loss_and_grads
 from trainer.optim import AdamW, clip_grads, lr_at
 
 
@@ -37,8 +38,12 @@ def run_sft(recipe, out_dir, resume=False, progress=True, max_steps=None):
     tok = Tokenizer()
     cfg.vocab_size = tok.vocab_size                      # the vocabulary is the tokenizer's, always
     os.makedirs(out_dir, exist_ok=True)
-    mix = Mixture(tok, sc.families, sc.datasets, sc.dataset_weight, sc.seed, f"{recipe.path}: sft")
-    params = init_params(cfg, sc.seed)
+    mix = Mixture(tok, sc.families, sc.datasets, sc.dataset_weight, sc.seed, f"{recipe.path}: sft", sc.split)
+    if sc.init:                                          # continue from a checkpoint (control runs, distillation)
+        params, cfg, _, _ = checkpoint.load(sc.init)
+    else:
+        params = init_params(cfg, sc.seed)
+    teacher = load_teacher(sc.teacher, tok, f"{recipe.path}: sft.teacher") if sc.teacher else None
     trainable = [k for k in params if not k.endswith(BUFFER_SUFFIX)]
     opt = AdamW(params, trainable, sc.beta1, sc.beta2, weight_decay=sc.weight_decay)
     start, elapsed0 = 0, 0.0
@@ -62,7 +67,7 @@ def run_sft(recipe, out_dir, resume=False, progress=True, max_steps=None):
     with open(metrics_path, "a") as mf:
         for step in range(start, end):
             loss, grads, stats, n_tokens = accumulate(params, cfg, mix.micro_batches(step, sc.batch_size, sc.micro_batches),
-                                                      sc.mtp_lambda, sc.aux_alpha)
+                                                      sc.mtp_lambda, sc.aux_alpha, teacher, sc.kl_weight)
             gnorm = clip_grads(grads, sc.grad_clip)
             lr = lr_at(step, sc.lr, sc.min_lr, sc.warmup_steps, sc.steps)
             opt.step(params, grads, lr)
@@ -70,8 +75,9 @@ def run_sft(recipe, out_dir, resume=False, progress=True, max_steps=None):
             tokens_seen += n_tokens
             rec = {"step": step + 1, "loss": loss, "ce": stats["ce"], "lr": lr, "grad_norm": gnorm,
                    "load_ratio": [round(load_ratio(x), 3) for x in stats["load"]]}
-            if "mtp_ce" in stats:
-                rec["mtp_ce"] = stats["mtp_ce"]
+            for k in ("mtp_ce", "kl"):
+                if k in stats:
+                    rec[k] = stats[k]
             mf.write(json.dumps(rec) + "\n")
             if (step + 1) % sc.log_every == 0:
                 mf.flush()
@@ -89,14 +95,29 @@ def run_sft(recipe, out_dir, resume=False, progress=True, max_steps=None):
     return params, cfg, tok
 
 
-def accumulate(params, cfg, batches, mtp_lambda, aux_alpha):
+def load_teacher(path, tok, source):
+    """-> (params, cfg) of a distillation teacher; it must share the student's tokenizer."""
+    params, cfg, ttok, _ = checkpoint.load(path)
+    if ttok.to_dict() != tok.to_dict():
+        raise ConfigError(f"{source}: {path} uses a different tokenizer; token-level KL needs the same one")
+    return params, cfg
+
+
+def accumulate(params, cfg, batches, mtp_lambda, aux_alpha, teacher=None, kl_weight=0.0):
     """Loss and gradients over micro-batches, weighted by their counted tokens so the result equals
-    one batch's token-level mean. -> (loss, grads, stats with summed loads, tokens processed)."""
+    one batch's token-level mean. With a teacher (params, cfg), its next-token distribution on the
+    same tokens is the soft target. -> (loss, grads, stats with summed loads, tokens processed)."""
     counts = [float(m.sum()) for _, m in batches]
     total = max(sum(counts), 1.0)
     loss, grads, stats, n_tokens = 0.0, {}, {}, 0
     for (tokens, mask), c in zip(batches, counts):
-        l, g, st = loss_and_grads(params, cfg, tokens, mask, mtp_lambda, aux_alpha)
+        probs = None
+        if teacher is not None:
+            z = logits(*teacher, tokens[:, :-1]).reshape(-1, cfg.vocab_size)
+            probs = np.exp(z - z.max(-1, keepdims=True))
+            probs /= probs.sum(-1, keepdims=True)
+        l, g, st = loss_and_grads(params, cfg, tokens, mask, mtp_lambda, aux_alpha, teacher_probs=probs,
+                                  kl_weight=kl_weight)
         w = c / total
         loss += w * l
         for k, v in g.items():

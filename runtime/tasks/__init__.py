@@ -7,7 +7,7 @@ from runtime.errors import TaskError
 from runtime.tasks.algebra import FIB, LINEAR, QUADRATIC, SPEED
 from runtime.tasks.arithmetic import ADD, MUL, SUB
 from runtime.tasks.base import (FORMAT_RE, Family, Problem, extract_answer, extract_thinking, is_well_formed,
-                                split_of)
+                                split_of, subsplit_of)
 from runtime.tasks.faq import DEFAULT_FAQ, faq_family, load_faq
 from runtime.tasks.words import COUNT, SORT
 
@@ -31,5 +31,5 @@ def score(question, completion, families=None):
             "family": fam.name if fam else None}
 
 
-__all__ = ["FAMILIES", "Family", "Problem", "TaskError", "FORMAT_RE", "family_of", "score", "split_of",
+__all__ = ["FAMILIES", "Family", "Problem", "TaskError", "FORMAT_RE", "family_of", "score", "split_of", "subsplit_of",
            "is_well_formed", "extract_answer", "extract_thinking", "faq_family", "load_faq", "DEFAULT_FAQ"]

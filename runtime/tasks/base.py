@@ -14,6 +14,8 @@ FORMAT_RE = re.compile(rf"<think>{_NO_TAG}*</think><answer>{_NO_TAG}+</answer>",
 ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 THINK_RE = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 HELDOUT_EVERY = 10                                   # 1 in 10 questions is held out
+RL_BUCKETS = (1, 2)                                  # of the 10 hash buckets: the "rl" part of "train"
+SPLITS = ("train", "heldout", "extrapolate", "sft", "rl")
 
 
 @dataclass(frozen=True)
@@ -51,23 +53,35 @@ class Family:
         return bool(self.same(str(answer_text), self.solve(question)))
 
     def sample(self, rng, split):
-        """A Problem from split "train", "heldout" (training range, by hash) or "extrapolate"."""
-        if split not in ("train", "heldout", "extrapolate"):
-            raise TaskError(f"{self.name}: unknown split {split!r}; use train, heldout or extrapolate")
+        """A Problem from split "train", "heldout" (training range, by hash) or "extrapolate".
+
+        "train" is cut again for the R1 pipeline: "rl" (2 of the 10 hash buckets) holds questions
+        that GRPO and rejection sampling use and the cold-start SFT never sees; "sft" is the rest."""
+        if split not in SPLITS:
+            raise TaskError(f"{self.name}: unknown split {split!r}; use {', '.join(SPLITS)}")
         if split == "extrapolate" or self.fixed_split:
             q = self.draw(rng, "extrapolate" if split == "extrapolate" else "train")
             return Problem(self.name, q, self.solve(q))
         for _ in range(10000):
             q = self.draw(rng, "train")
-            if split_of(q) == split:
+            if split_of(q) == split or (split_of(q) == "train" and subsplit_of(q) == split):
                 return Problem(self.name, q, self.solve(q))
         raise TaskError(f"{self.name}: no {split} question found in 10000 draws")
 
 
+def _bucket(question):
+    return int(hashlib.sha256(question.encode("utf-8")).hexdigest(), 16) % HELDOUT_EVERY
+
+
 def split_of(question):
     """Deterministic split by hash: 'heldout' for 1 in HELDOUT_EVERY questions, else 'train'."""
-    h = int(hashlib.sha256(question.encode("utf-8")).hexdigest(), 16)
-    return "heldout" if h % HELDOUT_EVERY == 0 else "train"
+    return "heldout" if _bucket(question) == 0 else "train"
+
+
+def subsplit_of(question):
+    """'heldout', or the part of 'train' a question belongs to: 'rl' or 'sft'."""
+    b = _bucket(question)
+    return "heldout" if b == 0 else "rl" if b in RL_BUCKETS else "sft"
 
 
 def is_well_formed(completion):

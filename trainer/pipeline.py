@@ -1,0 +1,141 @@
+"""Multi-stage recipes: the R1 pipeline as a list of stages, each with its own run directory.
+
+```yaml
+name: r1
+eval: {n: 200, seed: 0}             # held-out eval after every stage -> <stage>/eval.json
+stages:
+  - name: teacher-sft
+    model: {hidden_size: 192}
+    sft: {steps: 2400}
+  - name: teacher-grpo
+    grpo: {init: teacher-sft}       # a stage name means that stage's final checkpoint
+  - name: rejection
+    rejection: {init: teacher-grpo}
+  - name: student-distill
+    sft: {init: trainer/checkpoints/student, datasets: [rejection], teacher: teacher-grpo}
+```
+A stage is an SFT (`sft:`, with `model:` unless `sft.init`), a GRPO (`grpo:`) or a rejection-sampling
+(`rejection:`) stage. In `init`, `teacher` and `datasets`, the name of an earlier stage stands for its
+output (final checkpoint, or traces.jsonl). `--resume` skips finished stages and resumes the first
+unfinished one at its last checkpoint; `pipeline.json` records each stage's output and wall time
+(the checkpoints' `train_seconds` add up the compute across resumes).
+"""
+import dataclasses
+import json
+import os
+import time
+
+from runtime.errors import ConfigError
+from trainer import checkpoint
+from trainer.config import check_fields
+from trainer.rejection import RejectionConfig
+
+STAGE_KEYS = {"name": str, "description": str, "model": dict, "sft": dict, "grpo": dict, "rejection": dict}
+
+
+@dataclasses.dataclass
+class Stage:
+    name: str
+    kind: str                      # sft | grpo | rejection
+    recipe: object = None          # trainer.recipe.Recipe for sft and grpo stages
+    rejection: RejectionConfig = None
+
+
+def load_stages(raw_stages, path):
+    """Validate a `stages:` list -> [Stage]; references must name earlier stages or existing paths."""
+    from trainer.recipe import recipe_from_dict
+    if not isinstance(raw_stages, list) or not raw_stages:
+        raise ConfigError(f"{path}: stages must be a non-empty list")
+    stages = []
+    for i, raw in enumerate(raw_stages):
+        where = f"{path}: stages[{i}]"
+        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+            raise ConfigError(f"{where}: each stage is a mapping with a 'name'")
+        where = f"{where} ({raw['name']})"
+        for key, value in raw.items():
+            if key not in STAGE_KEYS:
+                raise ConfigError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(STAGE_KEYS)}")
+            if not isinstance(value, STAGE_KEYS[key]):
+                raise ConfigError(f"{where}: key {key!r} must be a {STAGE_KEYS[key].__name__}, got {value!r}")
+        kinds = [k for k in ("sft", "grpo", "rejection") if k in raw]
+        if len(kinds) != 1:
+            raise ConfigError(f"{where}: a stage has exactly one of sft, grpo, rejection; got {kinds or 'none'}")
+        if raw["name"] in {s.name for s in stages}:
+            raise ConfigError(f"{where}: duplicate stage name {raw['name']!r}")
+        kind = kinds[0]
+        if kind == "rejection":
+            rc = RejectionConfig(**check_fields(RejectionConfig, raw["rejection"], f"{where}: rejection"))
+            st = Stage(raw["name"], kind, rejection=rc)
+        else:
+            body = {k: v for k, v in raw.items() if k in ("name", "model", "sft", "grpo")}
+            st = Stage(raw["name"], kind, recipe=recipe_from_dict(body, where))
+        for ref in references(st):
+            if ref and "/" not in ref and ref not in {s.name for s in stages}:
+                raise ConfigError(f"{where}: {ref!r} is neither an earlier stage nor a path")
+        stages.append(st)
+    return stages
+
+
+def references(st):
+    if st.kind == "rejection":
+        return [st.rejection.init]
+    if st.kind == "grpo":
+        return [st.recipe.grpo.init]
+    return [st.recipe.sft.init, st.recipe.sft.teacher, *st.recipe.sft.datasets]
+
+
+def stage_done(st, d):
+    if st.kind == "rejection":
+        return os.path.exists(os.path.join(d, "traces.jsonl"))
+    last = checkpoint.latest(d)
+    if last is None:
+        return False
+    with open(os.path.join(last, "checkpoint.json")) as f:
+        step = json.load(f)["step"]
+    return step >= (st.recipe.grpo.steps if st.kind == "grpo" else st.recipe.sft.steps)
+
+
+def run_pipeline(recipe, out_dir, resume=False, progress=True, log=print):
+    from trainer.grpo import run_grpo
+    from trainer.rejection import run_rejection
+    from trainer.sft import run_sft
+    os.makedirs(out_dir, exist_ok=True)
+    record_path = os.path.join(out_dir, "pipeline.json")
+    record = json.load(open(record_path)) if resume and os.path.exists(record_path) else {}
+    outputs = {}
+    resolve = lambda ref: outputs.get(ref, ref)
+
+    for st in recipe.stages:
+        d = os.path.join(out_dir, st.name)
+        if resume and stage_done(st, d):
+            log(f"stage {st.name}: done, skipped")
+        else:
+            log(f"stage {st.name} ({st.kind}) -> {d}")
+            t0 = time.time()
+            if st.kind == "rejection":
+                rc = dataclasses.replace(st.rejection, init=resolve(st.rejection.init))
+                run_rejection(rc, d, progress=progress, source=f"{recipe.path}: {st.name}")
+            elif st.kind == "grpo":
+                gc = dataclasses.replace(st.recipe.grpo, init=resolve(st.recipe.grpo.init))
+                run_grpo(gc, d, st.name, resume=resume, progress=progress, source=f"{recipe.path}: {st.name}")
+            else:
+                sc = st.recipe.sft
+                sc = dataclasses.replace(sc, init=resolve(sc.init), teacher=resolve(sc.teacher),
+                                         datasets=[resolve(x) for x in sc.datasets])
+                run_sft(dataclasses.replace(st.recipe, sft=sc), d, resume=resume, progress=progress)
+            record[st.name] = {"kind": st.kind, "wall_seconds": round(time.time() - t0, 1)}
+        outputs[st.name] = (os.path.join(d, "traces.jsonl") if st.kind == "rejection" else checkpoint.latest(d))
+        record.setdefault(st.name, {"kind": st.kind})["output"] = outputs[st.name]
+        if recipe.eval and st.kind != "rejection" and not os.path.exists(os.path.join(d, "eval.json")):
+            evaluate_stage(outputs[st.name], d, recipe.eval, log)
+        checkpoint.write_atomic(record_path, json.dumps(record, indent=1).encode())
+    return record
+
+
+def evaluate_stage(ckpt, d, ev, log):
+    from trainer.evaluate import evaluate, format_table
+    params, cfg, tok, _ = checkpoint.load(ckpt)
+    t0 = time.time()
+    rows = evaluate(params, cfg, tok, None, ev.get("n", 200), ev.get("seed", 0), extrapolate=False)
+    checkpoint.write_atomic(os.path.join(d, "eval.json"), json.dumps(rows, indent=1).encode())
+    log(f"eval of {ckpt} ({time.time() - t0:.0f} s):\n{format_table(rows)}")
