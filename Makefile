@@ -28,7 +28,7 @@ $(VENV)/.demo: setup.py | $(VENV)/bin/python
 	touch $@
 
 $(VENV)/.test: setup.py | $(VENV)/bin/python
-	$(PY) -m pip install --quiet -e '.[train,kiosk,dev,deploy,oracle]'
+	$(PY) -m pip install --quiet -e '.[train,kiosk,dev,deploy,oracle,interop]'
 	touch $@
 
 $(FLOOR)/.stamp: setup.py Makefile

@@ -27,6 +27,10 @@ setup(
         "deploy": ["ansible-core>=2.15"],
         # numerical oracle and speed peer: HF transformers' DeepseekV3ForCausalLM on CPU torch
         "oracle": ["torch==2.13.0", "transformers>=5.6", "safetensors>=0.4"],
+        # `tinyr1 export` and the independent runtimes that check the exports (tests and benchmarks only);
+        # llama-cpp-python builds llama.cpp from source (~7 min on 2 cores, cached by pip afterwards)
+        "interop": ["onnx>=1.16", "onnxruntime>=1.18", "gguf>=0.10", "llama-cpp-python>=0.3.0",
+                    "ai-edge-litert>=1.0", "flatbuffers>=24.3", "tflite>=2.18"],
     },
     entry_points={"console_scripts": ["tinyr1=runtime.cli:main"]},
 )

@@ -38,3 +38,22 @@ def compile_cmd(src, output, quant, group_size, per_channel, show_graph):
         click.echo(f"int8 error: worst relative {worst[1]['rel_error']:.2e} ({worst[0]}), worst absolute "
                    f"{max(r['max_abs_error'] for r in report.values()):.2e}; `tinyr1 inspect {os.path.basename(output)}` "
                    f"lists every tensor")
+
+
+@click.command("export")
+@click.argument("fmt", metavar="FORMAT", type=click.Choice(["onnx", "gguf", "tflite"]))
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="File to write (onnx: a directory holding prefill.onnx and decode.onnx).")
+@click.option("--weights", type=click.Choice(["float32", "int8"]), default=None,
+              help="float32 (dequantized) or int8 (onnx: int8 initializers + DequantizeLinear; gguf: Q8_0; "
+                   "tflite: not supported) [default: int8 for onnx and gguf, float32 for tflite].")
+def export_cmd(fmt, model, output, weights):
+    """Export a compiled MODEL to ONNX, GGUF (llama.cpp deepseek2) or TFLite for independent runtimes."""
+    from compiler.export import exporter
+    weights = weights or ("float32" if fmt == "tflite" else "int8")
+    try:
+        report = exporter(fmt).export(model, output, weights=weights)
+    except TinyR1Error as e:
+        raise click.ClickException(str(e))
+    click.echo(f"wrote {output} ({fmt}, {weights} weights): " + ", ".join(f"{k} {v}" for k, v in report.items()))

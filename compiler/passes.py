@@ -1,10 +1,12 @@
 """Graph passes: lower traced nodes to explicit weights, absorb MLA for decoding, drop the rest.
 
 After `lower(graph, params, cfg)` every node names its tensors in `w_*` attributes and the tensor
-table holds exactly what the runtime needs (MTP and kv_b_proj are gone; kv_b_proj lives on as the
-absorbed w_uk and w_uv).
+table holds exactly what the runtime needs (kv_b_proj is gone; it lives on as the absorbed w_uk and
+w_uv). The MTP draft head's `mtp_projection` becomes two `linear` nodes and an `add`.
 """
 import numpy as np
+
+from compiler.ir import Node
 
 
 def absorb_mla(node, params, cfg, tensors):
@@ -47,15 +49,40 @@ def lower_moe(node, params, cfg, tensors):
                       norm_topk_prob=bool(cfg.norm_topk_prob), routed_scaling_factor=float(cfg.routed_scaling_factor))
 
 
-def lower(graph, params, cfg):
-    """-> (graph, tensors): explicit weights on every node, only the tensors the runtime reads."""
-    tensors = {}
-    for node in graph.nodes:
+def split_mtp_projection(node, params, tensors):
+    """eh_proj([e ; h]) with W (d, 2d) = linear(e, W[:, :d]) + linear(h, W[:, d:]): the same function in
+    ops the runtime already has. -> the three nodes that replace `node`."""
+    w = params[node.attrs["weight"]]
+    d = w.shape[0]
+    e, h = node.inputs
+    out, name = node.outputs[0], node.attrs["weight"]
+    tensors[name + ".e"], tensors[name + ".h"] = w[:, :d], w[:, d:]
+    return [Node("linear", [e], [out + "_e"], {"weight": name + ".e"}),
+            Node("linear", [h], [out + "_h"], {"weight": name + ".h"}),
+            Node("add", [out + "_e", out + "_h"], [out])]
+
+
+def lower_nodes(nodes, params, cfg, tensors):
+    out = []
+    for node in nodes:
         if node.op == "mla_attention":
             absorb_mla(node, params, cfg, tensors)
         elif node.op == "moe":
             lower_moe(node, params, cfg, tensors)
+        elif node.op == "mtp_projection":
+            out += split_mtp_projection(node, params, tensors)
+            continue
         for k, v in node.attrs.items():
             if (k == "weight" or k.startswith("w_")) and v not in tensors:
                 tensors[v] = params[v]
+        out.append(node)
+    return out
+
+
+def lower(graph, params, cfg):
+    """-> (graph, tensors): explicit weights on every node, only the tensors the runtime reads."""
+    tensors = {}
+    graph.nodes = lower_nodes(graph.nodes, params, cfg, tensors)
+    if graph.mtp is not None:
+        graph.mtp.nodes = lower_nodes(graph.mtp.nodes, params, cfg, tensors)
     return graph, {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in tensors.items()}

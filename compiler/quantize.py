@@ -29,7 +29,7 @@ def quantize(w, scheme="q8_group", group_size=32):
 def quantizable(graph):
     """Tensor names that get int8: every matrix a node names, except routers, biases and norms."""
     names = set()
-    for n in graph.nodes:
+    for n in graph.nodes + (graph.mtp.nodes if graph.mtp is not None else []):
         if n.op == "rmsnorm":
             continue
         for k, v in n.attrs.items():

@@ -35,8 +35,8 @@ class Table(np.ndarray):
 
     def __getitem__(self, ids):
         out = np.asarray(self)[np.asarray(ids)]
-        if isinstance(ids, np.ndarray) and getattr(ids, "name", None) == "tokens":
-            return _RECORDER.emit("embedding", ["tokens"], out, weight="embed_tokens")
+        if isinstance(ids, np.ndarray) and getattr(ids, "name", None):        # tokens, or MTP's next_tokens
+            return _RECORDER.emit("embedding", [ids.name], out, weight="embed_tokens")
         return out
 
 
@@ -66,7 +66,8 @@ _RECORDER = None
 
 
 def _wrappers(rec, cfg):
-    real = {k: getattr(tm, k) for k in ("rmsnorm_forward", "mla_forward", "moe_forward", "swiglu_forward")}
+    real = {k: getattr(tm, k) for k in ("rmsnorm_forward", "mla_forward", "moe_forward", "swiglu_forward",
+                                         "mtp_projection")}
 
     def rmsnorm_forward(x, w, eps):
         y, c = real["rmsnorm_forward"](np.asarray(x), w, eps)
@@ -74,7 +75,7 @@ def _wrappers(rec, cfg):
 
     def mla_forward(p, prefix, cfg_, x, cos, sin, kv=None, pos=0):
         y, c = real["mla_forward"](p, prefix, cfg_, np.asarray(x), cos, sin, kv, pos)
-        layer = int(prefix.split(".")[1]) if prefix.startswith("layers.") else -1
+        layer = int(prefix.split(".")[1]) if prefix.startswith("layers.") else cfg.num_hidden_layers   # MTP: after the last
         return rec.emit("mla_attention", [x.name], y, layer=layer, prefix=prefix), c
 
     def moe_forward(p, prefix, cfg_, x, token_mask=None):
@@ -86,6 +87,10 @@ def _wrappers(rec, cfg):
         return rec.emit("swiglu_mlp", [x.name], y, w_gate=rec.weight(Wg), w_up=rec.weight(Wu),
                         w_down=rec.weight(Wd)), c
 
+    def mtp_projection(e, hh, W):
+        y, cat = real["mtp_projection"](np.asarray(e), np.asarray(hh), W)
+        return rec.emit("mtp_projection", [e.name, hh.name], y, weight=rec.weight(W)), cat
+
     def head_forward(params, cfg_, h, norm_name="norm"):
         hn, c = rmsnorm_forward(h, params[norm_name], cfg_.rms_norm_eps)
         flat = hn.reshape(-1, hn.shape[-1])
@@ -94,7 +99,7 @@ def _wrappers(rec, cfg):
         return out, (flat, c)
 
     return dict(rmsnorm_forward=rmsnorm_forward, mla_forward=mla_forward, moe_forward=moe_forward,
-                swiglu_forward=swiglu_forward, head_forward=head_forward)
+                swiglu_forward=swiglu_forward, mtp_projection=mtp_projection, head_forward=head_forward)
 
 
 @contextlib.contextmanager
@@ -102,7 +107,7 @@ def recording(params, cfg):
     global _RECORDER
     rec = Recorder(params)
     saved = {k: getattr(tm, k) for k in ("rmsnorm_forward", "mla_forward", "moe_forward", "swiglu_forward",
-                                          "head_forward")}
+                                          "mtp_projection", "head_forward")}
     _RECORDER = rec
     for k, f in _wrappers(rec, cfg).items():
         setattr(tm, k, f)
@@ -114,19 +119,33 @@ def recording(params, cfg):
         _RECORDER = None
 
 
+def named(arr, name):
+    v = arr.view(Value)
+    v.name = name
+    return v
+
+
 def trace(params, cfg, n_tokens=5):
-    """-> Graph of the main model (MTP is training-only and is not traced)."""
+    """-> Graph of the main model; with an MTP module, its draft head as `graph.mtp`, a subgraph whose
+    inputs are the main graph's last hidden state (before the final norm) and `next_tokens`."""
     ids = np.arange(n_tokens).reshape(1, n_tokens) % cfg.vocab_size
     traced_params = dict(params)
     traced_params["embed_tokens"] = params["embed_tokens"].view(Table)
-    tokens = ids.view(Value)
-    tokens.name = "tokens"
     with recording(traced_params, cfg) as rec:
         rec.names[id(traced_params["embed_tokens"])] = "embed_tokens"
-        out = tm.logits(traced_params, cfg, tokens)
-    expect = tm.logits(params, cfg, ids)
-    if not np.array_equal(np.asarray(out), expect):
+        h, _ = tm.forward(traced_params, cfg, named(ids, "tokens"))
+        out, _ = tm.head_forward(traced_params, cfg, h)
+        main, rec.nodes = rec.nodes, []
+        if cfg.num_nextn_predict_layers:
+            draft = tm.mtp_logits(traced_params, cfg, h, named(ids, "next_tokens"))
+    if not np.array_equal(np.asarray(out).reshape(1, n_tokens, -1), tm.logits(params, cfg, ids)):
         raise AssertionError("traced forward differs from the untraced one: an op escaped the trace")
-    last = rec.nodes[-1]
-    last.outputs = ["logits"]
-    return Graph(["tokens"], ["logits"], rec.nodes)
+    main[-1].outputs = ["logits"]
+    graph = Graph(["tokens"], ["logits"], main)
+    if cfg.num_nextn_predict_layers:
+        h_plain, _ = tm.forward(params, cfg, ids)
+        if not np.array_equal(np.asarray(draft), tm.mtp_logits(params, cfg, h_plain, ids)):
+            raise AssertionError("traced MTP head differs from the untraced one: an op escaped the trace")
+        rec.nodes[-1].outputs = ["draft_logits"]
+        graph.mtp = Graph([h.name, "next_tokens"], ["draft_logits"], rec.nodes)
+    return graph

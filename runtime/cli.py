@@ -9,11 +9,12 @@ import click
 
 # name -> (module, attribute, one-line help shown by `tinyr1 --help` without importing the module)
 COMMANDS = {
-    "train": ("trainer.cli", "train", "Train a model from a recipe (SFT; resumable)."),
+    "train": ("trainer.cli", "train", "Train from a recipe: SFT, GRPO, or a pipeline of stages (resumable)."),
     "eval": ("trainer.cli", "eval_cmd", "Evaluate a checkpoint on held-out problems of every task family."),
     "ask": ("trainer.cli", "ask", "Answer questions with a trainer checkpoint (greedy)."),
     "bench-train": ("trainer.cli", "bench_train", "Time one SFT step against transformers' DeepseekV3 in torch."),
     "compile": ("compiler.cli", "compile_cmd", "Compile a checkpoint or HF directory into one int8 msgpack model file."),
+    "export": ("compiler.cli", "export_cmd", "Export a compiled model to ONNX, GGUF or TFLite for other runtimes."),
     "run": ("runtime.commands", "run", "Stream the answer to one question from a compiled model."),
     "chat": ("runtime.commands", "chat", "Ask a compiled model questions in a loop."),
     "bench": ("runtime.commands", "bench", "Runtime speed on one thread: load, prefill, decode, first token, RSS."),

@@ -7,7 +7,8 @@ The body map has exactly the keys in BODY_KEYS. Tensor bytes are little-endian a
 """
 MAGIC = "tinyr1-model"
 FORMAT_VERSION = 1
-OPSET_VERSION = 1
+OPSET_VERSION = 2
+SUPPORTED_OPSETS = (1, 2)       # opset 2 = opset 1 + `linear` and the optional MTP draft subgraph
 
 OUTER_KEYS = ("magic", "format_version", "opset_version", "sha256", "payload")
 BODY_KEYS = ("config", "tokenizer", "generation", "graph", "tensors", "provenance")
@@ -23,8 +24,8 @@ DTYPES = {"float32": ("<f4", 4), "int8": ("i1", 1)}
 # rows = product of all dimensions but the last.
 QUANT_SCHEMES = ("none", "q8_group", "q8_channel")
 
-# Ops of the graph (opset 1). The runtime's registry (runtime/ops.py) implements exactly these.
-OPSET = ("embedding", "rmsnorm", "mla_attention", "swiglu_mlp", "moe", "add", "lm_head")
+# Ops of the graph (opset 2). The runtime's registry (runtime/ops.py) implements exactly these.
+OPSET = ("embedding", "rmsnorm", "mla_attention", "swiglu_mlp", "moe", "add", "linear", "lm_head")
 
 # Bounds checked before anything is allocated (hostile files).
 MAX_FILE_BYTES = 1 << 30

@@ -62,9 +62,9 @@ def parse_document(data, where="model"):
     _need(outer["format_version"] == F.FORMAT_VERSION, where,
           f"format_version {outer['format_version']!r:.20} is not supported; this runtime reads version "
           f"{F.FORMAT_VERSION} (recompile with a matching tinyr1)")
-    _need(outer["opset_version"] == F.OPSET_VERSION, where,
-          f"opset_version {outer['opset_version']!r:.20} is not supported; this runtime implements opset "
-          f"{F.OPSET_VERSION}")
+    _need(outer["opset_version"] in F.SUPPORTED_OPSETS, where,
+          f"opset_version {outer['opset_version']!r:.20} is not supported; this runtime implements opsets "
+          f"{', '.join(map(str, F.SUPPORTED_OPSETS))}")
     payload, digest = outer["payload"], outer["sha256"]
     _need(isinstance(payload, bytes), where, "payload must be bytes")
     _need(isinstance(digest, bytes) and len(digest) == 32, where, "sha256 must be 32 bytes")
@@ -76,7 +76,7 @@ def parse_document(data, where="model"):
     _need(isinstance(body["config"], dict), f"{where}: config", "expected a map")
     _need(isinstance(body["generation"], dict), f"{where}: generation", "expected a map")
     _need(isinstance(body["provenance"], dict), f"{where}: provenance", "expected a map")
-    _graph(body["graph"], body["arrays"], where)
+    _graph(body["graph"], body["arrays"], where, outer["opset_version"])
     return body
 
 
@@ -141,28 +141,43 @@ def _tensors(entries, where):
     return arrays, quant
 
 
-def _graph(graph, arrays, where):
+def _graph(graph, arrays, where, opset=F.OPSET_VERSION):
     w = f"{where}: graph"
-    _map(graph, w, ("inputs", "outputs", "nodes"))
+    _map(graph, w, ("inputs", "outputs", "nodes"), optional=("mtp",) if opset >= 2 else ())
+    main = _nodes(graph, arrays, w, set(), opset)
+    if "mtp" in graph:                          # the draft head reads a main-graph value and next_tokens
+        mtp = graph["mtp"]
+        _map(mtp, f"{w}: mtp", ("inputs", "outputs", "nodes"))
+        _need(isinstance(mtp["inputs"], list) and len(mtp["inputs"]) == 2 and mtp["inputs"][0] in main
+              and mtp["inputs"][1] == "next_tokens", f"{w}: mtp",
+              f"inputs must be [a main-graph value, 'next_tokens'], got {mtp['inputs']!r:.80}")
+        _nodes(mtp, arrays, f"{w}: mtp", main, opset)
+
+
+def _nodes(graph, arrays, w, outer_values, opset):
+    """Check one (sub)graph's nodes in order -> the set of values it defines."""
+    ops = F.OPSET if opset >= 2 else tuple(op for op in F.OPSET if op != "linear")
     _need(isinstance(graph["nodes"], list) and len(graph["nodes"]) <= F.MAX_NODES, w,
           f"nodes must be a list of at most {F.MAX_NODES}")
-    defined = set(graph["inputs"]) if isinstance(graph["inputs"], list) else set()
     _need(isinstance(graph["inputs"], list) and all(isinstance(x, str) for x in graph["inputs"]), w,
           "inputs must be a list of names")
+    defined = set(graph["inputs"]) | outer_values
     for i, node in enumerate(graph["nodes"]):
         nw = f"{w}: node {i}"
         _map(node, nw, ("op", "inputs", "outputs", "attrs"))
         op = node["op"]
-        _need(op in F.OPSET, nw, f"unknown op {op!r:.40}; opset {F.OPSET_VERSION} has: {', '.join(F.OPSET)}")
+        _need(op in ops, nw, f"unknown op {op!r:.40}; opset {opset} has: {', '.join(ops)}")
         for x in node["inputs"] if isinstance(node["inputs"], list) else [None]:
             _need(isinstance(x, str) and x in defined, nw, f"({op}) input {x!r:.40} is not defined before use")
-        _need(isinstance(node["outputs"], list) and all(isinstance(x, str) for x in node["outputs"]), nw,
-              f"({op}) outputs must be a list of names")
+        _need(isinstance(node["outputs"], list) and len(node["outputs"]) == 1 and isinstance(node["outputs"][0], str),
+              nw, f"({op}) outputs must be a list of one name")
+        _need(node["outputs"][0] not in defined, nw, f"({op}) output {node['outputs'][0]!r:.40} is defined twice")
         _need(isinstance(node["attrs"], dict), nw, f"({op}) attrs must be a map")
         for k, v in node["attrs"].items():
             if k.endswith("weight") or k.startswith("w_"):
                 _need(isinstance(v, str) and v in arrays, nw, f"({op}) attribute {k} names tensor {v!r:.60}, "
                                                               f"which is not in the tensor table")
         defined.update(node["outputs"])
-    _need(isinstance(graph["outputs"], list) and all(o in defined for o in graph["outputs"]), w,
-          "outputs must name values the nodes define")
+    _need(isinstance(graph["outputs"], list) and len(graph["outputs"]) == 1
+          and graph["outputs"][0] in defined - outer_values, w, "outputs must name one value the nodes define")
+    return defined - outer_values

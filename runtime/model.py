@@ -1,37 +1,24 @@
-"""Load a compiled model and generate from it: the interpreter, the sampler and the generation loop.
+"""Load a compiled model and run it: validate, prepare every op once, and interpret the graph.
 
     model = runtime.load("student.msgpack")
     for piece in model.generate("What is 47+38?", max_new_tokens=100):
         print(piece, end="", flush=True)
-"""
-import time
-from dataclasses import dataclass
 
+Two interpreters over the same prepared ops: `forward` runs T tokens through `op.run` (prefill, parity
+checks), `step` runs one token through `op.step` from a plan made at load (decoding). The sampler and
+the generation loops live in runtime/generate.py.
+"""
 import numpy as np
 
+from runtime import generate as gen
 from runtime.errors import ModelFormatError, TinyR1Error
+from runtime.generate import Answer  # noqa: F401  (re-exported: runtime.model.Answer)
 from runtime.loader import read_document
 from runtime.ops import OPS, Ctx
 
 
 class ContextOverflowError(TinyR1Error, ValueError):
     """The prompt does not fit in the model's context window."""
-
-
-@dataclass
-class Answer:
-    question: str
-    text: str              # the whole completion, tags included
-    thinking: str
-    answer: str
-    tokens: int            # generated tokens
-    stop: str              # "answer", "eos" or "length"
-    prefill_seconds: float
-    decode_seconds: float
-
-    @property
-    def tokens_per_second(self):
-        return self.tokens / max(self.prefill_seconds + self.decode_seconds, 1e-9)
 
 
 def dequantize(arrays, quant):
@@ -50,6 +37,20 @@ def dequantize(arrays, quant):
     return out
 
 
+def prepare(nodes, weights, ctx, path, label=""):
+    """Each node's op, prepared -> [(op, input names, output names)]; ModelFormatError names the node."""
+    ops = []
+    for i, node in enumerate(nodes):
+        try:
+            op = OPS[node["op"]](node, weights, ctx)
+        except ModelFormatError as e:
+            raise ModelFormatError(f"{path}: {label}graph node {i}: {e}") from None
+        except (KeyError, ValueError, TypeError, IndexError) as e:
+            raise ModelFormatError(f"{path}: {label}graph node {i} ({node['op']}) cannot be prepared: {e!r}") from None
+        ops.append((op, node["inputs"], node["outputs"]))
+    return ops
+
+
 class Model:
     def __init__(self, body, path="<memory>"):
         self.path = path
@@ -59,15 +60,11 @@ class Model:
         self.provenance = body["provenance"]
         self.graph = body["graph"]
         weights = dequantize(body["arrays"], body["quant"])
-        self.ops = []                                      # (op, input names, output names)
-        for i, node in enumerate(self.graph["nodes"]):
-            try:
-                op = OPS[node["op"]](node, weights, self.config)
-            except ModelFormatError as e:
-                raise ModelFormatError(f"{path}: graph node {i}: {e}") from None
-            except (KeyError, ValueError, TypeError, IndexError) as e:
-                raise ModelFormatError(f"{path}: graph node {i} ({node['op']}) cannot be prepared: {e!r}") from None
-            self.ops.append((op, node["inputs"], node["outputs"]))
+        self.ctx = Ctx()                                   # shared with the ops: position of this call
+        self.ops = prepare(self.graph["nodes"], weights, self.ctx, path)
+        mtp = self.graph.get("mtp")                        # the MTP draft head (opset 2), if any
+        self.mtp_ops = prepare(mtp["nodes"], weights, self.ctx, path, "mtp ") if mtp else []
+        self.hidden_name = mtp["inputs"][0] if mtp else None
         kinds = [node["op"] for node in self.graph["nodes"]]
         if not kinds or kinds[0] != "embedding" or kinds[-1] != "lm_head" or "mla_attention" not in kinds \
                 or self.graph["outputs"] != self.graph["nodes"][-1]["outputs"]:
@@ -78,28 +75,76 @@ class Model:
         if vocab != self.tokenizer.vocab_size:
             raise ModelFormatError(f"{path}: embedding has {vocab} rows but the tokenizer {self.tokenizer.vocab_size} tokens")
         self.out_name = self.graph["outputs"][0]
+        self.plan, self.slots = self.step_plan()
         self.pos = 0
-        try:                                               # one token through every op: shapes must chain
+        try:                                               # one token through every op, both paths: shapes must chain
             out = self.forward([self.tokenizer.bos_id])
+            self.reset()
+            out1 = self.step(self.tokenizer.bos_id)
         except (ValueError, IndexError, TypeError, KeyError) as e:
             raise ModelFormatError(f"{path}: the graph does not execute on one token: {e}") from None
-        if out.shape != (1, vocab):
+        if out.shape != (1, vocab) or out1.shape != (vocab,):
             raise ModelFormatError(f"{path}: the graph outputs shape {out.shape}, expected (1, {vocab})")
+        if mtp:
+            try:
+                out = self.draft(np.zeros((1, self.ops[0][0].table.shape[1]), np.float32), [self.tokenizer.bos_id], 0)
+            except (ValueError, IndexError, TypeError, KeyError) as e:
+                raise ModelFormatError(f"{path}: the MTP graph does not execute on one token: {e}") from None
+            if out.shape != (1, vocab):
+                raise ModelFormatError(f"{path}: the MTP graph outputs shape {out.shape}, expected (1, {vocab})")
         self.reset()
 
-    # ------------------------------------------------------------ the interpreter
-    def forward(self, ids, all_logits=False):
-        """ids (T,) appended at the current position -> logits (T or 1, V). 1) check room 2) run
-        each node on its inputs 3) advance the position."""
+    @property
+    def has_mtp(self):
+        return bool(self.mtp_ops)
+
+    # ------------------------------------------------------------ the interpreters
+    def forward(self, ids, all_logits=False, hidden=False):
+        """ids (T,) appended at the current position -> logits (T or 1, V), and with hidden=True also the
+        MTP head's input (T, d). 1) check room 2) run each node on its inputs 3) advance the position."""
         ids = np.asarray(ids, dtype=np.int64)
         if self.pos + len(ids) > self.max_positions:
             raise ContextOverflowError(f"{self.pos + len(ids)} tokens exceed the context of {self.max_positions}")
-        ctx = Ctx(self.pos, all_logits)
-        env = {"tokens": ids}
-        for op, inputs, outputs in self.ops:
-            env[outputs[0]] = op.run(ctx, *[env[x] for x in inputs])
+        env = self.run(self.ops, {"tokens": ids}, self.pos, all_logits)
         self.pos += len(ids)
-        return env[self.out_name]
+        return (env[self.out_name], env[self.hidden_name]) if hidden else env[self.out_name]
+
+    def draft(self, hidden, next_tokens, pos):
+        """The MTP head: hidden (T, d) of positions pos.. and the tokens after them -> logits (T, V) of the
+        token after those. Appends to the head's own latent cache."""
+        env = self.run(self.mtp_ops, {self.hidden_name: hidden, "next_tokens": np.asarray(next_tokens, np.int64)},
+                       pos, True)
+        return env[self.graph["mtp"]["outputs"][0]]
+
+    def run(self, ops, env, pos, all_logits):
+        ctx = self.ctx
+        ctx.pos, ctx.all_logits = pos, all_logits
+        for op, inputs, outputs in ops:
+            env[outputs[0]] = op.run(ctx, *[env[x] for x in inputs])
+        return env
+
+    def step_plan(self):
+        """The decode loop's program, made once: (op.step, input slot, second input slot or -1, output
+        slot) per node, over a list of value slots instead of a dict of names."""
+        slot = {"tokens": 0}
+        plan = []
+        for op, inputs, outputs in self.ops:
+            ins = [slot[x] for x in inputs] + [-1]
+            slot[outputs[0]] = len(slot)
+            plan.append((op.step, ins[0], ins[1], slot[outputs[0]]))
+        return plan, [None] * len(slot)
+
+    def step(self, token):
+        """The decode hot path: one token at the current position -> its logits (V,)."""
+        if self.pos >= self.max_positions:
+            raise ContextOverflowError(f"{self.pos + 1} tokens exceed the context of {self.max_positions}")
+        self.ctx.pos = self.pos
+        vals = self.slots
+        vals[0] = token
+        for f, a, b, o in self.plan:
+            vals[o] = f(vals[a]) if b < 0 else f(vals[a], vals[b])
+        self.pos += 1
+        return vals[o]
 
     def reset(self):
         self.pos = 0                                       # caches are overwritten from position 0
@@ -109,83 +154,26 @@ class Model:
         self.reset()
         return self.forward(token_ids, all_logits=True)
 
-    # ------------------------------------------------------------ sampling
-    @staticmethod
-    def sample(logits, rng, temperature, top_k, top_p):
-        if not temperature:
-            return int(np.argmax(logits))
-        z = logits.astype(np.float64) / temperature
-        if top_k:
-            kth = np.partition(z, -top_k)[-top_k]
-            z = np.where(z < kth, -np.inf, z)
-        p = np.exp(z - z.max())
-        p /= p.sum()
-        if top_p is not None and top_p < 1.0:
-            order = np.argsort(-p, kind="stable")
-            keep = np.cumsum(p[order]) - p[order] < top_p        # the smallest set reaching top_p
-            mask = np.zeros_like(p, bool)
-            mask[order[keep]] = True
-            p = np.where(mask, p, 0.0)
-            p /= p.sum()
-        return int(min(np.searchsorted(np.cumsum(p), rng.random(), side="right"), len(p) - 1))
+    # ------------------------------------------------------------ generation (runtime/generate.py)
+    sample = staticmethod(gen.sample)
 
-    # ------------------------------------------------------------ generation
     def encode_prompt(self, prompt):
         return [self.tokenizer.bos_id] + self.tokenizer.encode(prompt)
 
     def generate(self, prompt, *, max_new_tokens=None, temperature=0.0, top_k=None, top_p=None, seed=None,
-                 stats=None):
+                 stats=None, speculative=None):
         """Yield text pieces as they are decoded; stops after `</answer>`, before `<eos>`, or at the limit.
-
-        `stats`, if a dict, receives prefill_seconds, decode_seconds, tokens and stop."""
-        tok = self.tokenizer
-        ids = self.encode_prompt(prompt)
-        if len(ids) >= self.max_positions:
-            raise ContextOverflowError(f"the prompt is {len(ids)} tokens; the model's context holds "
-                                       f"{self.max_positions}, leaving no room to answer")
-        if max_new_tokens is None:
-            max_new_tokens = int(self.generation.get("max_new_tokens", 200))
-        max_new_tokens = min(max_new_tokens, self.max_positions - len(ids))
-        rng = np.random.default_rng(seed)
-        self.reset()
-        t0 = time.perf_counter()
-        logits = self.forward(ids)[-1]
-        t1 = time.perf_counter()
-        n, stop = 0, "length"
-        try:
-            while n < max_new_tokens:
-                t = self.sample(logits, rng, temperature, top_k, top_p)
-                n += 1
-                if t == tok.eos_id:
-                    stop = "eos"
-                    break
-                yield tok.token_str(t)
-                if t == tok.end_answer_id:
-                    stop = "answer"
-                    break
-                if n < max_new_tokens:
-                    logits = self.forward([t])[-1]
-        finally:
-            if stats is not None:
-                stats.update(prefill_seconds=t1 - t0, decode_seconds=time.perf_counter() - t1, tokens=n,
-                             stop=stop, prompt_tokens=len(ids))
+        Greedy decoding drafts with the MTP head when the model has one (speculative=False turns it off).
+        `stats`, if a dict, receives prefill_seconds, decode_seconds, tokens, stop (and drafted/accepted)."""
+        return gen.generate(self, prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
+                            top_p=top_p, seed=seed, stats=stats, speculative=speculative)
 
     def answer(self, question, **kw):
         """Generate to completion -> Answer with thinking, answer, token count and timings."""
-        stats = {}
-        text = "".join(self.generate(question, stats=stats, **kw))
-        think = _between(text, "<think>", "</think>")
-        ans = _between(text, "<answer>", "</answer>")
-        return Answer(question, text, think or "", ans if ans is not None else "", stats["tokens"], stats["stop"],
-                      stats["prefill_seconds"], stats["decode_seconds"])
+        return gen.answer(self, question, **kw)
 
 
-def _between(text, a, b):
-    i = text.find(a)
-    if i < 0:
-        return None
-    j = text.find(b, i + len(a))
-    return text[i + len(a):] if j < 0 else text[i + len(a):j]
+_between = gen.between
 
 
 def load(path):

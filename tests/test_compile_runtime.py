@@ -132,3 +132,39 @@ def test_cli_compile_inspect_run(tmp_path):
     assert r.exit_code == 1 and "U+00E9" in r.output
     r = CliRunner().invoke(main, ["compile", str(tmp_path), "-o", out])
     assert r.exit_code == 1 and "neither a trainer checkpoint" in r.output
+
+
+MTP_CONFIGS = {"MoE draft block": {}, "dense draft block, q_lora": dict(first_k_dense_replace=3, q_lora_rank=12)}
+
+
+@pytest.mark.parametrize("name", list(MTP_CONFIGS))
+def test_mtp_draft_head_computes_what_the_trainer_computes(name):
+    from trainer.model import forward, mtp_logits
+    cfg = small_student(num_nextn_predict_layers=1, initializer_range=0.15, **MTP_CONFIGS[name])
+    params = random_params(cfg)
+    model, _, graph, _ = compiled(cfg, params, quant="float32")
+    assert [n.op for n in graph.mtp.nodes][:6] == ["embedding", "rmsnorm", "rmsnorm", "linear", "linear", "add"]
+    assert graph.mtp.inputs[0] == graph.nodes[-2].inputs[0]           # the state the final norm reads
+    ids = np.random.default_rng(1).integers(0, cfg.vocab_size, 25)
+    h, _ = forward(params, cfg, ids[None])
+    ref = mtp_logits(params, cfg, h, ids[None])[0]
+    logits, hidden = model.forward(ids, all_logits=True, hidden=True)
+    assert np.abs(hidden - h[0]).max() < 1e-5
+    assert np.abs(model.draft(hidden[:10], ids[:10], 0) - ref[:10]).max() < 1e-4
+    assert np.abs(model.draft(hidden[10:], ids[10:], 10) - ref[10:]).max() < 1e-4   # continues its own cache
+
+
+def test_speculative_greedy_output_equals_plain_greedy():
+    cfg = small_student(num_nextn_predict_layers=1, max_position_embeddings=120, initializer_range=0.15)
+    model, _, _, _ = compiled(cfg, random_params(cfg, seed=3), quant="int8")
+    accepted = 0
+    for q in ["What is 47+38?", "Sort 5 3 9 1", "What is fib(10)?", "How many r in strawberry?"]:
+        plain, spec = {}, {}
+        a = list(model.generate(q, max_new_tokens=200, speculative=False, stats=plain))
+        b = list(model.generate(q, max_new_tokens=200, stats=spec))
+        assert a == b and plain["tokens"] == spec["tokens"] and plain["stop"] == spec["stop"]
+        assert spec["drafted"] > 0 and "drafted" not in plain
+        accepted += spec["accepted"]
+    assert accepted > 0                                    # both branches of the verification ran
+    with pytest.raises(ValueError, match="needs greedy decoding"):
+        list(model.generate("What is 1+1?", temperature=1.0, speculative=True))

@@ -86,10 +86,10 @@ EMB = "embed_tokens"
     (lambda b: tensor(b, EMB).update(quant="q4"), "quant 'q4' is unknown"),
     (lambda b: tensor(b, EMB).update(group_size=0), "group_size 0 must be in 1..16"),
     (lambda b: b["tensors"].append(dict(b["tensors"][0])), "appears twice in the tensor table"),
-    (lambda b: b["graph"]["nodes"][1].update(op="conv2d"), "unknown op 'conv2d'; opset 1 has: embedding, rmsnorm"),
+    (lambda b: b["graph"]["nodes"][1].update(op="conv2d"), "unknown op 'conv2d'; opset 2 has: embedding, rmsnorm"),
     (lambda b: b["graph"]["nodes"][1].update(inputs=["nowhere"]), "input 'nowhere' is not defined before use"),
     (lambda b: b["graph"]["nodes"][1]["attrs"].update(weight="ghost"), "names tensor 'ghost', which is not in the tensor table"),
-    (lambda b: b["graph"].update(outputs=["ghost"]), "outputs must name values the nodes define"),
+    (lambda b: b["graph"].update(outputs=["ghost"]), "outputs must name one value the nodes define"),
     (lambda b: b["tokenizer"].update(type="bpe"), "tokenizer: field 'type' is 'bpe'"),
     (lambda b: b.pop("provenance"), "missing key 'provenance'"),
     (lambda b: b["graph"]["nodes"][2]["attrs"].update(n_heads=3), "q projection has .* outputs, expected"),
@@ -187,3 +187,31 @@ def test_graphs_that_load_but_cannot_run(edit, message):
     outer, body = split()
     edit(body)
     expect(rebuild(outer, body), message)
+
+
+CFG_MTP = small_student(**{**vars(CFG), "num_nextn_predict_layers": 1})
+VALID_MTP, _, _ = compile_model(random_params(CFG_MTP), CFG_MTP, Tokenizer(), quant="int8")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda b: b["graph"]["mtp"].update(inputs=["ghost", "next_tokens"]),
+     r"inputs must be \[a main-graph value, 'next_tokens'\]"),
+    (lambda b: b["graph"]["mtp"]["nodes"][3].update(op="conv2d"), "mtp: node 3: unknown op 'conv2d'"),
+    (lambda b: b["graph"]["mtp"]["nodes"][3]["attrs"].update(weight="ghost"), "mtp: node 3: .* names tensor 'ghost'"),
+    (lambda b: b["graph"]["mtp"]["nodes"][5].update(outputs=["add0"]), "output 'add0' is defined twice"),
+    (lambda b: b["graph"]["mtp"].update(outputs=["add0"]), "mtp: outputs must name one value the nodes define"),
+    (lambda b: b["graph"]["mtp"]["nodes"][3]["attrs"].update(weight="embed_tokens"), "the MTP graph does not execute on one token"),
+])
+def test_mtp_draft_subgraph(edit, message):
+    outer, body = split(VALID_MTP)
+    edit(body)
+    expect(rebuild(outer, body), message)
+
+
+def test_opset_1_files_have_no_mtp_and_no_linear():
+    assert load_bytes(VALID_MTP).has_mtp and not load_bytes(VALID).has_mtp
+    outer, body = split(VALID_MTP)
+    expect(rebuild(dict(outer, opset_version=1), body), "unknown key 'mtp'")
+    body["graph"]["nodes"] = body["graph"]["mtp"]["nodes"][3:4]       # a lone linear node
+    body["graph"].pop("mtp")
+    expect(rebuild(dict(outer, opset_version=1), body), "unknown op 'linear'; opset 1 has")

@@ -89,14 +89,14 @@ PIPELINE = {
     "name": "mini-r1",
     "eval": {"n": 4},
     "stages": [
-        {"name": "teacher-sft", "model": dict(TINY, hidden_size=48),
+        {"name": "teacher-sft", "model": dict(TINY, hidden_size=48, num_nextn_predict_layers=1),   # MTP through GRPO
          "sft": {"steps": 6, "batch_size": 8, "checkpoint_every": 3, "families": {"add": 1.0}}},
         {"name": "teacher-grpo", "grpo": {"init": "teacher-sft", "steps": 2, "prompts_per_step": 2, "group_size": 3,
                                           "max_completion": 16, "families": {"add": 1.0}, "checkpoint_every": 1,
                                           "rewards": {"format": 1.0, "test_r1_pipeline:short": 1.0}}},
         {"name": "rejection", "rejection": {"init": "teacher-grpo", "questions": 8, "samples": 2,
                                             "max_completion": 16, "families": {"add": 1.0}}},
-        {"name": "student-distill", "model": TINY,
+        {"name": "student-distill", "model": dict(TINY, num_nextn_predict_layers=1),
          "sft": {"steps": 4, "batch_size": 8, "checkpoint_every": 2, "datasets": ["rejection"],
                  "teacher": "teacher-grpo", "kl_weight": 0.5, "families": {"add": 1.0}}},
     ],
@@ -125,6 +125,8 @@ def test_pipeline_runs_every_stage_then_resume_skips_them(tmp_path):
     assert all("kl" in row for row in distill)
     _, cfg, _, info = checkpoint.load(record["student-distill"]["output"])
     assert cfg.hidden_size == 32 and info["step"] == 4
+    table = (tmp_path / "run" / "results.md").read_text().splitlines()
+    assert [line.split(" |")[0] for line in table[2:]] == ["| teacher-sft", "| teacher-grpo", "| student-distill"]
     r = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("done, skipped") == 4

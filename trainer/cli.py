@@ -12,6 +12,18 @@ def _fail(e):
     raise click.ClickException(str(e))
 
 
+def keep_freed_memory():
+    """glibc hands every large freed array back to the OS and page-faults it in again on the next step
+    (~15% of an SFT step here); keep up to 1 GiB of freed memory in the heap instead. No effect on results."""
+    import ctypes
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 1 << 30)          # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 1 << 30)          # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):      # not glibc: nothing to tune
+        pass
+
+
 @click.command("train")
 @click.option("--recipe", required=True, type=click.Path(dir_okay=False),
               help="Recipe YAML (trainer/recipes/*.yaml): overrides of the documented defaults.")
@@ -27,6 +39,7 @@ def train(recipe, out, resume, steps, no_progress):
     GRPO with verifiable rewards from a checkpoint (a `grpo:` recipe), or a pipeline of SFT, GRPO,
     rejection-sampling and distillation stages (a `stages:` recipe such as trainer/recipes/r1.yaml)."""
     from trainer.recipe import load_recipe
+    keep_freed_memory()
     try:
         r = load_recipe(recipe)
         out = out or os.path.join("runs", r.name)

@@ -241,17 +241,39 @@ def embed_backward(dx, ids, params, grads):
     grads["embed_tokens"] = grads.get("embed_tokens", 0) + g
 
 
+def mtp_projection(e, hh, W):
+    """eh_proj([e ; hh]): e, hh (B, T, d), W (d, 2d) -> (B, T, d), and the concatenation (B*T, 2d)."""
+    B, T, d = e.shape
+    cat = np.concatenate([e, hh], axis=-1).reshape(B * T, 2 * d)
+    return (cat @ W.T).reshape(B, T, d), cat
+
+
+def mtp_block(params, cfg, h, nxt, rope):
+    """The depth-1 MTP trunk. h (B, T, d): main-model states before the final norm at positions p..p+T-1;
+    nxt (B, T): the token after each of them -> (B, T, d) states that predict the token after nxt."""
+    eps = cfg.rms_norm_eps
+    e, c_e = rmsnorm_forward(params["embed_tokens"][nxt], params["mtp.enorm"], eps)
+    hh, c_h = rmsnorm_forward(h, params["mtp.hnorm"], eps)
+    x, cat = mtp_projection(e, hh, params["mtp.eh_proj"])
+    y, c_blk = block_forward(params, "mtp.block.", cfg, cfg.is_moe_layer(cfg.num_hidden_layers), x, rope)
+    return y, (c_e, c_h, cat, c_blk)
+
+
+def mtp_logits(params, cfg, h, nxt, pos=0):
+    """Inference form of MTP (what the compiler traces and the runtime drafts with): logits (B, T, V) of
+    the token two places after each position, from h (B, T, d) and the next tokens nxt (B, T)."""
+    T = nxt.shape[1]
+    rope = rope_tables(np.arange(pos, pos + T), cfg.qk_rope_head_dim, cfg.rope_theta, h.dtype)
+    y, _ = mtp_block(params, cfg, h, nxt, rope)
+    out, _ = head_forward(params, cfg, y, "mtp.norm")
+    return out.reshape(nxt.shape[0], T, -1)
+
+
 def mtp_forward(params, cfg, h, tokens, mask, rope, mtp_lambda):
     """Depth-1 MTP on positions 0..T-2: predicts tokens[:, i+2]. Returns CE and a backward closure."""
     B, T, d = h.shape
-    eps = cfg.rms_norm_eps
     nxt = tokens[:, 1:T]                                             # t_{i+1}, (B, T-1)
-    e, c_e = rmsnorm_forward(params["embed_tokens"][nxt], params["mtp.enorm"], eps)
-    hh, c_h = rmsnorm_forward(h[:, :T - 1], params["mtp.hnorm"], eps)
-    cat = np.concatenate([e, hh], axis=-1).reshape(B * (T - 1), 2 * d)
-    x = (cat @ params["mtp.eh_proj"].T).reshape(B, T - 1, d)
-    rope_m = (rope[0][:T - 1], rope[1][:T - 1])
-    y, c_blk = block_forward(params, "mtp.block.", cfg, cfg.is_moe_layer(cfg.num_hidden_layers), x, rope_m)
+    y, (c_e, c_h, cat, c_blk) = mtp_block(params, cfg, h[:, :T - 1], nxt, (rope[0][:T - 1], rope[1][:T - 1]))
     logits, c_head = head_forward(params, cfg, y, "mtp.norm")
     # position i targets t_{i+2} = tokens[:, i+2], counted when the main target t_{i+2} is (mask[:, i+1])
     tgt = tokens[:, 2:T + 1]                                         # (B, T-1)

@@ -37,6 +37,7 @@ STAGE_KEYS = {"name": str, "description": str, "model": dict, "sft": dict, "grpo
 class Stage:
     name: str
     kind: str                      # sft | grpo | rejection
+    description: str = ""
     recipe: object = None          # trainer.recipe.Recipe for sft and grpo stages
     rejection: RejectionConfig = None
 
@@ -65,10 +66,10 @@ def load_stages(raw_stages, path):
         kind = kinds[0]
         if kind == "rejection":
             rc = RejectionConfig(**check_fields(RejectionConfig, raw["rejection"], f"{where}: rejection"))
-            st = Stage(raw["name"], kind, rejection=rc)
+            st = Stage(raw["name"], kind, raw.get("description", ""), rejection=rc)
         else:
             body = {k: v for k, v in raw.items() if k in ("name", "model", "sft", "grpo")}
-            st = Stage(raw["name"], kind, recipe=recipe_from_dict(body, where))
+            st = Stage(raw["name"], kind, raw.get("description", ""), recipe=recipe_from_dict(body, where))
         for ref in references(st):
             if ref and "/" not in ref and ref not in {s.name for s in stages}:
                 raise ConfigError(f"{where}: {ref!r} is neither an earlier stage nor a path")
@@ -129,6 +130,10 @@ def run_pipeline(recipe, out_dir, resume=False, progress=True, log=print):
         if recipe.eval and st.kind != "rejection" and not os.path.exists(os.path.join(d, "eval.json")):
             evaluate_stage(outputs[st.name], d, recipe.eval, log)
         checkpoint.write_atomic(record_path, json.dumps(record, indent=1).encode())
+    if recipe.eval:
+        table = results_table(recipe, out_dir)
+        checkpoint.write_atomic(os.path.join(out_dir, "results.md"), (table + "\n").encode())
+        log(f"held-out accuracy per stage (also in {out_dir}/results.md):\n{table}")
     return record
 
 
@@ -139,3 +144,41 @@ def evaluate_stage(ckpt, d, ev, log):
     rows = evaluate(params, cfg, tok, None, ev.get("n", 200), ev.get("seed", 0), extrapolate=False)
     checkpoint.write_atomic(os.path.join(d, "eval.json"), json.dumps(rows, indent=1).encode())
     log(f"eval of {ckpt} ({time.time() - t0:.0f} s):\n{format_table(rows)}")
+
+
+def results_table(recipe, out_dir):
+    """Markdown: one row per evaluated stage with held-out accuracy per family, format rate, and
+    minutes of compute (the stage's own, and with every stage it builds on, each counted once)."""
+    from runtime.tasks import FAMILIES
+    names = {s.name: s for s in recipe.stages}
+    record = json.load(open(os.path.join(out_dir, "pipeline.json")))
+
+    def own_minutes(name):
+        out = record.get(name, {}).get("output")
+        if names[name].kind != "rejection" and out and os.path.exists(os.path.join(out, "checkpoint.json")):
+            return json.load(open(os.path.join(out, "checkpoint.json"))).get("train_seconds", 0.0) / 60
+        return record.get(name, {}).get("wall_seconds", 0.0) / 60
+
+    def chain(name, seen):
+        if name in names and name not in seen:
+            seen.add(name)
+            for ref in references(names[name]):
+                chain(ref, seen)
+        return seen
+
+    fams = list(FAMILIES)
+    lines = ["| row | " + " | ".join(fams) + " | all | format | minutes (stage / total) |",
+             "|---|" + "---:|" * (len(fams) + 4)]
+    for st in recipe.stages:
+        path = os.path.join(out_dir, st.name, "eval.json")
+        if not os.path.exists(path):
+            continue
+        rows = {r["family"]: r for r in json.load(open(path)) if r["split"] == "heldout"}
+        acc = [rows[f]["accuracy"] for f in fams if f in rows]
+        fmt = sum(r["format"] * r["n"] for r in rows.values()) / sum(r["n"] for r in rows.values())
+        total = sum(own_minutes(n) for n in chain(st.name, set()))
+        label = f"{st.name}" + (f": {st.description}" if st.description else "")
+        lines.append(f"| {label} | " + " | ".join(f"{100 * rows[f]['accuracy']:.1f}" if f in rows else "-"
+                                                    for f in fams)
+                     + f" | {100 * sum(acc) / len(acc):.1f} | {100 * fmt:.2f}% | {own_minutes(st.name):.1f} / {total:.1f} |")
+    return "\n".join(lines)

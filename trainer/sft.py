@@ -20,9 +20,10 @@ from trainer.optim import AdamW, clip_grads, lr_at
 def update_balance_bias(params, loads, gamma):
     """Aux-loss-free balancing: b_i += gamma * sign(mean(load) - load_i), per MoE layer.
 
-    loads: one (E,) token count per MoE layer, in layer order (main layers, then MTP if any)."""
+    loads: one (E,) token count per MoE layer that ran, in layer order: the main layers, then the MTP
+    block's (GRPO's passes do not run the MTP head, so its bias then stays as it is)."""
     names = [k for k in params if k.endswith(BUFFER_SUFFIX)]
-    assert len(names) == len(loads), (names, len(loads))
+    assert len(loads) <= len(names), (names, len(loads))
     for name, load in zip(names, loads):
         params[name] += (gamma * np.sign(load.mean() - load)).astype(params[name].dtype)
 

@@ -1,0 +1,199 @@
+"""`tinyr1 bench MODEL --peers llama.cpp,onnxruntime,litert`: our runtime against independent runtimes
+on the same weights, one thread each, engines measured alternately in one run.
+
+The model is exported once (GGUF Q8_0 for llama.cpp, ONNX float32 for onnxruntime, its fastest weights
+here, TFLite float32 prefill for LiteRT). Each measurement is a fresh Python process with every thread
+pool pinned to one thread: it imports its engine and loads the model (load time, after Python starts),
+then for each seed question prefills the prompt (first-token latency = prefill + argmax) and decodes
+greedily exactly as many tokens as our runtime generates for that question, so every engine does the
+same work. Peak RSS is the process's. LiteRT runs a fixed-length prefill graph only: no decode figure.
+Rounds alternate engines; each engine's best round is reported.
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+from runtime.bench import QUESTIONS
+
+PEERS = ("llama.cpp", "onnxruntime", "litert")
+THREADS_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+CHILD = r"""
+import json, resource, sys, time
+engine, path, jobs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+t0 = time.perf_counter()
+from compiler.bench import open_engine
+prefill, step, speculative = open_engine(engine, path)
+load_s = time.perf_counter() - t0
+import numpy as np
+rows = []
+for ids, n_gen in jobs:
+    t = time.perf_counter()
+    if speculative is not None:                   # our runtime with the MTP draft head: its own loop
+        first, decode_s, n = speculative(ids, n_gen)
+        rows.append({"prompt": len(ids), "first_s": first, "decode_s": decode_s, "decoded": n})
+        continue
+    tok = int(np.argmax(prefill(ids)))
+    first = time.perf_counter() - t
+    t = time.perf_counter()
+    n = 0
+    if step is not None:
+        for _ in range(n_gen - 1):
+            tok = int(np.argmax(step(tok)))
+            n += 1
+    rows.append({"prompt": len(ids), "first_s": first, "decode_s": time.perf_counter() - t, "decoded": n})
+print(json.dumps({"load_s": load_s, "rows": rows,
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def open_engine(engine, path):
+    """-> (prefill(ids) -> last logits, step(token) -> logits or None, speculative or None)."""
+    if engine in ("tinyr1", "tinyr1+mtp"):
+        import runtime
+        m = runtime.load(path)
+
+        def prefill(ids):
+            m.reset()
+            return m.forward(ids)[-1]
+        if engine == "tinyr1":
+            return prefill, m.step, None
+        return prefill, None, lambda ids, n_gen: _speculative(m, ids, n_gen)
+    if engine == "onnxruntime":
+        from compiler.export.onnx_export import OrtRunner
+        r = OrtRunner(path, threads=1)
+        return r.prefill, r.step, None
+    if engine == "llama.cpp":
+        from compiler.export.gguf_export import LlamaRunner
+        r = LlamaRunner(path, threads=1)
+        return r.prefill, r.step, None
+    if engine == "litert":
+        from compiler.export.tflite_export import LiteRtRunner
+        r = LiteRtRunner(path, threads=1)
+        return r.prefill, None, None
+    raise ValueError(f"unknown engine {engine!r}; engines: tinyr1, tinyr1+mtp, {', '.join(PEERS)}")
+
+
+def _speculative(model, ids, n_gen):
+    """Greedy decoding with MTP drafts for exactly n_gen tokens -> (first-token s, decode s, tokens decoded)."""
+    import time
+    from runtime.generate import speculative_tokens
+    model.reset()
+    counts = {"drafted": 0, "accepted": 0}
+    t0 = time.perf_counter()
+    source = speculative_tokens(model, ids, counts)
+    next(source)
+    t1 = time.perf_counter()
+    n = 0
+    for _ in range(n_gen - 1):
+        next(source)
+        n += 1
+    source.close()
+    return t1 - t0, time.perf_counter() - t1, n
+
+
+def export_for(engine, model_path, workdir, seq_len):
+    """The file each engine reads, exported into workdir."""
+    from compiler.export import exporter
+    if engine.startswith("tinyr1"):
+        return model_path
+    fmt, weights, name = {"llama.cpp": ("gguf", "int8", "model.gguf"), "onnxruntime": ("onnx", "float32", "onnx"),
+                          "litert": ("tflite", "float32", "model.tflite")}[engine]
+    out = os.path.join(workdir, name)
+    kw = {"seq_len": seq_len} if fmt == "tflite" else {}
+    exporter(fmt).export(model_path, out, weights=weights, **kw)
+    return out
+
+
+def jobs_for(model_path, questions):
+    """[(prompt ids, tokens our runtime generates greedily)] for each question."""
+    import runtime
+    m = runtime.load(model_path)
+    jobs = []
+    for q in questions:
+        st = {}
+        for _ in m.generate(q, stats=st, speculative=False):
+            pass
+        jobs.append((m.encode_prompt(q), st["tokens"]))
+    return jobs, m.has_mtp
+
+
+def measure_once(engine, path, jobs):
+    env = dict(os.environ, **THREADS_ENV)
+    out = subprocess.run([sys.executable, "-c", CHILD, engine, path, json.dumps(jobs)], env=env,
+                         capture_output=True, text=True, timeout=1800)
+    if out.returncode:
+        raise RuntimeError(f"{engine} failed:\n{out.stderr[-2000:]}")
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    rows = r["rows"]
+    decoded = sum(x["decoded"] for x in rows)
+    decode_s = sum(x["decode_s"] for x in rows)
+    return {"load_s": r["load_s"], "peak_rss_mb": r["peak_rss_mb"],
+            "prefill_tokens_per_s": sum(x["prompt"] for x in rows) / sum(x["first_s"] for x in rows),
+            "decode_tokens_per_s": decoded / decode_s if decoded else None,
+            "first_token_ms": 1000 * max(x["first_s"] for x in rows), "decoded_tokens": decoded}
+
+
+def run(model_path, peers=PEERS, repeat=3, progress=print):
+    """-> {"engines": {name: best figures}, "ratios": {peer: ours / peer}, ...}."""
+    jobs, has_mtp = jobs_for(model_path, QUESTIONS)
+    engines = ["tinyr1"] + (["tinyr1+mtp"] if has_mtp else []) + list(peers)
+    seq_len = max(len(ids) for ids, _ in jobs)
+    runs = {e: [] for e in engines}
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {e: export_for(e, model_path, tmp, seq_len) for e in engines}
+        for r in range(repeat):
+            for e in engines:                                   # alternate: every engine sees the same noise
+                runs[e].append(measure_once(e, paths[e], jobs))
+                progress(f"round {r + 1}/{repeat} {e}: decode {_fmt(runs[e][-1]['decode_tokens_per_s'])} tokens/s, "
+                         f"first token {runs[e][-1]['first_token_ms']:.2f} ms")
+    best = {e: _best(rs) for e, rs in runs.items()}
+    ours = best["tinyr1+mtp"] if has_mtp else best["tinyr1"]
+    ratios = {}
+    for p in peers:
+        b = best[p]
+        ratios[p] = {"decode": _ratio(best["tinyr1"]["decode_tokens_per_s"], b["decode_tokens_per_s"]),
+                     "decode_with_mtp": _ratio(ours["decode_tokens_per_s"], b["decode_tokens_per_s"]) if has_mtp else None,
+                     "prefill": _ratio(best["tinyr1"]["prefill_tokens_per_s"], b["prefill_tokens_per_s"]),
+                     "first_token_speedup": _ratio(b["first_token_ms"], best["tinyr1"]["first_token_ms"])}
+    return {"model": model_path, "questions": len(jobs), "generated_tokens": sum(n for _, n in jobs),
+            "repeat": repeat, "engines": best, "ratios": ratios,
+            "weights": {"tinyr1": "int8 (dequantized at load)", "llama.cpp": "GGUF Q8_0 (our int8 bytes)",
+                        "onnxruntime": "ONNX float32", "litert": f"TFLite float32, prefill of {seq_len} tokens"}}
+
+
+def _best(rs):
+    key = lambda r: -(r["decode_tokens_per_s"] or 0) if r["decode_tokens_per_s"] else r["first_token_ms"]
+    b = dict(min(rs, key=key))
+    b.update(load_s=min(r["load_s"] for r in rs), peak_rss_mb=min(r["peak_rss_mb"] for r in rs),
+             first_token_ms=min(r["first_token_ms"] for r in rs),
+             prefill_tokens_per_s=max(r["prefill_tokens_per_s"] for r in rs))
+    return b
+
+
+def _ratio(a, b):
+    return round(a / b, 3) if a and b else None
+
+
+def _fmt(x):
+    return "n/a" if x is None else f"{x:,.0f}"
+
+
+def table(result):
+    """Markdown: one row per engine, then our ratio to each peer."""
+    lines = ["| engine | weights | load | prefill tokens/s | decode tokens/s | first token (worst) | peak RSS |",
+             "|---|---|---:|---:|---:|---:|---:|"]
+    for e, r in result["engines"].items():
+        w = result["weights"].get(e.split("+")[0], "")
+        w = w + ", MTP drafts" if e.endswith("+mtp") else w
+        lines.append(f"| {e} | {w} | {1000 * r['load_s']:.0f} ms | {_fmt(r['prefill_tokens_per_s'])} | "
+                     f"{_fmt(r['decode_tokens_per_s'])} | {r['first_token_ms']:.2f} ms | {r['peak_rss_mb']:.0f} MB |")
+    lines += ["", "| ours / peer | decode | decode (MTP drafts) | prefill | first token (peer time / ours) |",
+              "|---|---:|---:|---:|---:|"]
+    for p, x in result["ratios"].items():
+        f = lambda v: "n/a" if v is None else f"{v:.2f}x"
+        lines.append(f"| {p} | {f(x['decode'])} | {f(x['decode_with_mtp'])} | {f(x['prefill'])} | "
+                     f"{f(x['first_token_speedup'])} |")
+    return "\n".join(lines)

@@ -1,0 +1,54 @@
+"""What every exporter shares: the compiled model read back through the runtime's validating loader,
+its weights as float32 (dequantized exactly as the runtime does) and, for int8 exports, the raw int8
+values with their float16 scales, so an exporter can carry our quantization over bit for bit.
+
+The exporters read the main graph only (`graph["nodes"]`, from `embedding` to the `lm_head` that
+produces `graph["outputs"][0]`); any other key of the graph (the MTP draft head) is ignored.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from runtime.errors import TinyR1Error
+from runtime.loader import read_document
+from runtime.model import dequantize
+
+
+class ExportError(TinyR1Error, ValueError):
+    """The model cannot be written in the requested format (unsupported option or shape)."""
+
+
+@dataclass
+class Compiled:
+    path: str
+    config: dict               # HF DeepseekV3 names (hidden_size, kv_lora_rank, ...)
+    tokenizer: object          # runtime.tokenizer.Tokenizer
+    nodes: list                # main graph nodes, in order: {"op", "inputs", "outputs", "attrs"}
+    output: str                # the graph output (logits) value name
+    weights: dict              # tensor name -> float32 array (dequantized)
+    int8: dict                 # tensor name -> (q int8 array (shape), scales float16 (rows, n_groups), group)
+    max_positions: int         # context length (mla_attention's max_positions)
+
+    def layers(self):
+        """The decoder blocks in order: [(mla node, ffn node)], ffn op "swiglu_mlp" or "moe"."""
+        mla = [n for n in self.nodes if n["op"] == "mla_attention"]
+        ffn = [n for n in self.nodes if n["op"] in ("swiglu_mlp", "moe")]
+        return list(zip(mla, ffn))
+
+
+def load_compiled(path):
+    """Read a .msgpack model (ModelFormatError if it is bad) -> Compiled."""
+    body = read_document(path)
+    weights = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in dequantize(body["arrays"], body["quant"]).items()}
+    int8 = {}
+    for name, info in body["quant"].items():
+        if info["scheme"] == "q8_group":
+            int8[name] = (body["arrays"][name], info["scales"], info["group_size"])
+        elif info["scheme"] == "q8_channel":
+            int8[name] = (body["arrays"][name], info["scales"], body["arrays"][name].shape[-1])
+    graph = body["graph"]
+    mla = [n for n in graph["nodes"] if n["op"] == "mla_attention"]
+    if not mla:
+        raise ExportError(f"{path}: the graph has no mla_attention node")
+    return Compiled(path, body["config"], body["tokenizer_obj"], list(graph["nodes"]), graph["outputs"][0],
+                    weights, int8, min(int(n["attrs"]["max_positions"]) for n in mla))

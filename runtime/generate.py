@@ -1,0 +1,160 @@
+"""Generation: the sampler, the token loops (sampled, and greedy with MTP self-speculation), and the
+streaming text generator that `Model.generate` and the kiosk use.
+
+Self-speculative decoding (greedy, models with an MTP head): the MTP head drafts the token after the
+next one; the next main pass feeds [next, draft] as two positions at once and keeps the draft when the
+main model's greedy choice equals it, so an accepted draft yields two tokens for one pass. A rejected
+draft's cache row is simply overwritten later. The MTP head keeps its own latent cache of
+(hidden state, next token) pairs for every position.
+"""
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str              # the whole completion, tags included
+    thinking: str
+    answer: str
+    tokens: int            # generated tokens
+    stop: str              # "answer", "eos" or "length"
+    prefill_seconds: float
+    decode_seconds: float
+
+    @property
+    def tokens_per_second(self):
+        return self.tokens / max(self.prefill_seconds + self.decode_seconds, 1e-9)
+
+
+def sample(logits, rng, temperature, top_k, top_p):
+    """logits (V,) -> token id; greedy (argmax, first of ties) when temperature is 0."""
+    if not temperature:
+        return int(np.argmax(logits))
+    z = logits.astype(np.float64) / temperature
+    if top_k:
+        kth = np.partition(z, -top_k)[-top_k]
+        z = np.where(z < kth, -np.inf, z)
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    if top_p is not None and top_p < 1.0:
+        order = np.argsort(-p, kind="stable")
+        keep = np.cumsum(p[order]) - p[order] < top_p        # the smallest set reaching top_p
+        mask = np.zeros_like(p, bool)
+        mask[order[keep]] = True
+        p = np.where(mask, p, 0.0)
+        p /= p.sum()
+    return int(min(np.searchsorted(np.cumsum(p), rng.random(), side="right"), len(p) - 1))
+
+
+def sampled_tokens(model, ids, rng, temperature, top_k, top_p):
+    """Prefill, then one token per decode step. The next step runs only when the consumer asks."""
+    logits = model.forward(ids)[-1]
+    while True:
+        t = sample(logits, rng, temperature, top_k, top_p)
+        yield t
+        logits = model.step(t)
+
+
+def speculative_tokens(model, ids, counts):
+    """Greedy tokens, drafting one ahead with the MTP head. counts["drafted"/"accepted"] are updated."""
+    logits, hidden = model.forward(ids, all_logits=True, hidden=True)
+    t = int(np.argmax(logits[-1]))
+    d = int(np.argmax(model.draft(hidden, ids[1:] + [t], 0)[-1]))       # MTP cache for positions 0..n-1
+    yield t
+    while True:
+        pos = model.pos                                                    # where t goes
+        if pos + 2 > model.max_positions:                                  # no room to verify a draft
+            yield from sampled_tokens_from(model, t)
+            return
+        logits, hidden = model.forward([t, d], all_logits=True, hidden=True)
+        a = int(np.argmax(logits[0]))
+        counts["drafted"] += 1
+        if a == d:
+            counts["accepted"] += 1
+            b = int(np.argmax(logits[1]))
+            nxt = int(np.argmax(model.draft(hidden, [d, b], pos)[-1]))
+            yield d
+            yield b
+            t, d = b, nxt
+        else:
+            model.pos = pos + 1                                            # forget the draft's cache row
+            nxt = int(np.argmax(model.draft(hidden[:1], [a], pos)[-1]))
+            yield a
+            t, d = a, nxt
+
+
+def sampled_tokens_from(model, t):
+    """Greedy single-token steps after token t (the end of a speculative run near the context limit)."""
+    while True:
+        t = int(np.argmax(model.step(t)))
+        yield t
+
+
+def generate(model, prompt, *, max_new_tokens=None, temperature=0.0, top_k=None, top_p=None, seed=None,
+             stats=None, speculative=None):
+    """Yield text pieces as they are decoded; stops after `</answer>`, before `<eos>`, or at the limit.
+
+    speculative: None = on when the model has an MTP head and decoding is greedy.
+    `stats`, if a dict, receives prefill_seconds (to the first token), decode_seconds, tokens, stop,
+    prompt_tokens, and drafted/accepted for speculative decoding."""
+    from runtime.model import ContextOverflowError
+    tok = model.tokenizer
+    ids = model.encode_prompt(prompt)
+    if len(ids) >= model.max_positions:
+        raise ContextOverflowError(f"the prompt is {len(ids)} tokens; the model's context holds "
+                                   f"{model.max_positions}, leaving no room to answer")
+    if max_new_tokens is None:
+        max_new_tokens = int(model.generation.get("max_new_tokens", 200))
+    max_new_tokens = min(max_new_tokens, model.max_positions - len(ids))
+    if speculative is None:
+        speculative = model.has_mtp and not temperature
+    if speculative and (temperature or not model.has_mtp):
+        raise ValueError("speculative decoding needs greedy decoding (temperature 0) and a model with an MTP head")
+    counts = {"drafted": 0, "accepted": 0}
+    model.reset()
+    source = speculative_tokens(model, ids, counts) if speculative else \
+        sampled_tokens(model, ids, np.random.default_rng(seed), temperature, top_k, top_p)
+    t0 = time.perf_counter()
+    t1, n, stop = None, 0, "length"
+    try:
+        for t in source:
+            if t1 is None:
+                t1 = time.perf_counter()
+            n += 1
+            if t == tok.eos_id:
+                stop = "eos"
+                break
+            yield tok.token_str(t)
+            if t == tok.end_answer_id:
+                stop = "answer"
+                break
+            if n >= max_new_tokens:
+                break
+    finally:
+        source.close()
+        if stats is not None:
+            t1 = t1 or time.perf_counter()
+            stats.update(prefill_seconds=t1 - t0, decode_seconds=time.perf_counter() - t1, tokens=n, stop=stop,
+                         prompt_tokens=len(ids), **(counts if speculative else {}))
+
+
+def between(text, a, b):
+    """The text after the first `a`, up to the next `b` (or the end); None without `a`."""
+    i = text.find(a)
+    if i < 0:
+        return None
+    j = text.find(b, i + len(a))
+    return text[i + len(a):] if j < 0 else text[i + len(a):j]
+
+
+def answer(model, question, **kw):
+    """Generate to completion -> Answer with thinking, answer, token count and timings."""
+    stats = {}
+    text = "".join(generate(model, question, stats=stats, **kw))
+    think = between(text, "<think>", "</think>")
+    ans = between(text, "<answer>", "</answer>")
+    return Answer(question, text, think or "", ans if ans is not None else "", stats["tokens"], stats["stop"],
+                  stats["prefill_seconds"], stats["decode_seconds"])

@@ -1,0 +1,132 @@
+"""mla_attention: absorbed Multi-head Latent Attention over a latent cache (DeepSeek-V3, attn_impl="absorb").
+
+Prepared once at load (shapes: d hidden, H heads, n nope, r rope, v value, C kv_lora_rank, S positions):
+  * W_UK is folded into the query projection (q_lat = q_nope @ W_UK, C per head) and W_UV into o_proj
+    (W_ov (H*C, d)), in float64 then float32, and the score scale (n + r)^-0.5 into the query;
+  * RoPE is `v * cos + rot(v) * sin` with rot(v) = [-v2, v1] for half-split pairs (i, i + r/2). rot is a
+    signed permutation, so its columns are added to the projection: one matmul gives v and rot(v);
+  * every projection that reads x is one matmul, its output laid out as
+        [q: per head (q_pe r | q_lat C) | q_rot (H*r) | k_pe r | c_kv C | k_rot r]
+    (with q LoRA the q parts come from a second matmul over rmsnorm(q_a));
+  * the cache is one (S, r + C + 1) array per layer: [k_pe | c_kv | 1]. Scores read its first r + C
+    columns; the context reads its last C + 1, whose column of ones sums the softmax weights in the
+    same matmul, so the softmax needs no separate sum.
+"""
+import math
+
+import numpy as np
+
+from runtime.errors import ModelFormatError
+from runtime.ops_common import attr, rmsnorm, tensor
+
+
+def rope_rotation(r):
+    """(r, r) signed permutation P with v @ P = rot(v) = [-v2, v1] for half-split pairs."""
+    h = r // 2
+    P = np.zeros((r, r))
+    P[h:, :h] = -np.eye(h)
+    P[:h, h:] = np.eye(h)
+    return P
+
+
+class MLAttention:
+    def __init__(self, node, weights, ctx):
+        a = node["attrs"]
+        H, n, r, v, C = (attr(node, k, int) for k in ("n_heads", "qk_nope_head_dim", "qk_rope_head_dim",
+                                                       "v_head_dim", "kv_lora_rank"))
+        if r % 2:
+            raise ModelFormatError(f"mla_attention layer {a.get('layer')}: qk_rope_head_dim={r} must be even")
+        self.ctx, self.H, self.r, self.C = ctx, H, r, C
+        self.eps = float(attr(node, "eps", float))
+        S = attr(node, "max_positions", int)
+        w_q = tensor(weights, node, "w_q") if "w_q" in a else tensor(weights, node, "w_q_b")    # (H*(n+r), in)
+        if w_q.shape[0] != H * (n + r):
+            raise ModelFormatError(f"mla_attention layer {a.get('layer')}: q projection has {w_q.shape[0]} "
+                                   f"outputs, expected H*(nope+rope)={H * (n + r)}")
+        w_uk = tensor(weights, node, "w_uk", (H, n, C)).astype(np.float64)
+        w_uv = tensor(weights, node, "w_uv", (H, C, v)).astype(np.float64)
+        w_o = tensor(weights, node, "w_o").astype(np.float64)                                   # (d, H*v)
+        scale = (n + r) ** -0.5
+        qh = w_q.astype(np.float64).reshape(H, n + r, -1) * scale
+        q_lat = np.einsum("hnc,hni->ihc", w_uk, qh[:, :n])                                       # (in, H, C)
+        q_pe = qh[:, n:].transpose(2, 0, 1)                                                       # (in, H, r)
+        P = rope_rotation(r)
+        w_q_all = np.concatenate([np.concatenate([q_pe, q_lat], 2).reshape(-1, H * (r + C)),
+                                  (q_pe @ P).reshape(-1, H * r)], 1)                              # (in, H(r+C) + Hr)
+        kv_a = tensor(weights, node, "w_kv_a", (C + r, w_o.shape[0])).astype(np.float64).T      # (d, C + r)
+        w_kv = np.concatenate([kv_a[:, C:], kv_a[:, :C], kv_a[:, C:] @ P], 1)                   # (d, r + C + r)
+        self.ov = np.einsum("hcv,dhv->hcd", w_uv, w_o.reshape(-1, H, v)).reshape(H * C, -1).astype(np.float32)
+        self.nq = H * (r + C) + H * r
+        if "w_q" in a:                      # one matmul: x -> [q | q_rot | k_pe | c_kv | k_rot]
+            self.w_in = np.ascontiguousarray(np.concatenate([w_q_all, w_kv], 1), dtype=np.float32)
+            self.q_a, self.w_qb = 0, None
+        else:                               # x -> [q_a | k_pe | c_kv | k_rot], then rmsnorm(q_a) -> [q | q_rot]
+            w_q_a = tensor(weights, node, "w_q_a").T
+            self.q_a = w_q_a.shape[1]
+            self.q_a_norm = tensor(weights, node, "w_q_a_norm", (self.q_a,))
+            self.w_in = np.ascontiguousarray(np.concatenate([w_q_a, w_kv], 1), dtype=np.float32)
+            self.w_qb = np.ascontiguousarray(w_q_all, dtype=np.float32)
+        self.kv_norm = tensor(weights, node, "w_kv_a_norm", (C,))
+        inv = 1.0 / (float(attr(node, "rope_theta", float)) ** (np.arange(0, r, 2, dtype=np.float64) / r))
+        ang = np.arange(S, dtype=np.float64)[:, None] * inv[None, :]
+        self.cos = np.tile(np.cos(ang), 2).astype(np.float32)                                    # (S, r)
+        self.sin = np.tile(np.sin(ang), 2).astype(np.float32)
+        self.cache = np.zeros((S, r + C + 1), np.float32)                                         # [k_pe | c_kv | 1]
+        self.cache[:, r + C] = 1.0
+
+    @property
+    def c_kv(self):
+        return self.cache[:, self.r:self.r + self.C]          # (S, C) after its RMSNorm
+
+    @property
+    def k_pe(self):
+        return self.cache[:, :self.r]                          # (S, r) after RoPE
+
+    def project(self, x):
+        """x (..., d) -> q (..., H*(r+C) + H*r) and kv (..., r + C + r)."""
+        z = x @ self.w_in
+        if self.w_qb is None:
+            return z[..., :self.nq], z[..., self.nq:]
+        return rmsnorm(z[..., :self.q_a], self.q_a_norm, self.eps) @ self.w_qb, z[..., self.q_a:]
+
+    def step(self, x):
+        """Decode one token: x (d,) -> (d,). Writes cache row `pos`, attends over rows 0..pos."""
+        pos, H, r, C = self.ctx.pos, self.H, self.r, self.C
+        z = x.dot(self.w_in)
+        if self.w_qb is None:
+            q, kv = z[:self.nq], z[self.nq:]
+        else:
+            q, kv = rmsnorm(z[:self.q_a], self.q_a_norm, self.eps).dot(self.w_qb), z[self.q_a:]
+        cos, sin, row = self.cos[pos], self.sin[pos], self.cache[pos]
+        qh = q[:H * (r + C)].reshape(H, r + C)                     # per head [q_pe | q_lat], a view of q
+        q_pe = qh[:, :r]
+        q_pe *= cos
+        q_pe += q[H * (r + C):].reshape(H, r) * sin
+        np.multiply(kv[:r], cos, out=row[:r])
+        row[:r] += kv[r + C:] * sin
+        c = kv[r:r + C]
+        np.multiply(c, self.kv_norm * (1.0 / math.sqrt(float(c.dot(c)) / C + self.eps)), out=row[r:r + C])
+        scores = qh.dot(self.cache[:pos + 1, :r + C].T)             # (H, pos+1)
+        scores -= scores.max(axis=1, keepdims=True)
+        np.exp(scores, out=scores)
+        ctx = scores.dot(self.cache[:pos + 1, r:])                 # (H, C + 1): weighted c_kv and the weights' sum
+        return (ctx[:, :C] / ctx[:, C:]).reshape(-1).dot(self.ov)
+
+    def run(self, ctx, x):
+        """T tokens at positions pos..pos+T-1: x (T, d) -> (T, d), causal."""
+        T, pos = x.shape[0], ctx.pos
+        H, r, C, end = self.H, self.r, self.C, ctx.pos + x.shape[0]
+        q, kv = self.project(x)
+        cos, sin = self.cos[pos:end], self.sin[pos:end]                                    # (T, r)
+        qh = q[:, :H * (r + C)].reshape(T, H, r + C)
+        qh[:, :, :r] = qh[:, :, :r] * cos[:, None] + q[:, H * (r + C):].reshape(T, H, r) * sin[:, None]
+        self.cache[pos:end, :r] = kv[:, :r] * cos + kv[:, r + C:] * sin
+        self.cache[pos:end, r:r + C] = rmsnorm(kv[:, r:r + C], self.kv_norm, self.eps)
+        scores = qh.transpose(1, 0, 2) @ self.cache[:end, :r + C].T                       # (H, T, end)
+        if T > 1:
+            scores[:, np.arange(end)[None, :] > (pos + np.arange(T))[:, None]] = -np.inf
+        scores -= scores.max(-1, keepdims=True)
+        np.exp(scores, out=scores)
+        ctx_lat = scores @ self.cache[:end, r:]                                           # (H, T, C + 1)
+        ctx_lat = ctx_lat[..., :C] / ctx_lat[..., C:]
+        return ctx_lat.transpose(1, 0, 2).reshape(T, H * C) @ self.ov

@@ -1,0 +1,117 @@
+"""moe: DeepSeek-V3 mixture of experts. Only the K selected experts of a token run.
+
+    s   = sigmoid(x @ W_router^T)                  (E,)  float32
+    sel = s + bias                                       the correction bias only chooses experts
+    (n_group > 1: keep the topk_group groups with the largest sum of their top-2 sel; others -inf)
+    idx = top-K of sel;  w = s[idx];  norm_topk_prob: w /= sum(w) + 1e-20;  w *= routed_scaling_factor
+    y   = sum_k w_k * Expert_idx_k(x) + Shared(x)       Expert = SwiGLU, no biases
+
+Prepared at load: weights pre-transposed for `x @ W`, and when the shared expert has the routed
+experts' width it is stored as expert number E with a fixed weight of 1, so decoding runs the K + 1
+expert matmuls into one buffer, one activation over it, and one weighted sum.
+"""
+import numpy as np
+
+from runtime.errors import ModelFormatError
+from runtime.ops_common import attr, silu_mul, tensor
+
+
+class MoE:
+    def __init__(self, node, weights, ctx):
+        a = node["attrs"]
+        self.router_t = np.ascontiguousarray(tensor(weights, node, "w_router").T)          # (d, E)
+        self.E = E = self.router_t.shape[1]
+        self.bias = tensor(weights, node, "w_bias", (E,))
+        gu = tensor(weights, node, "w_experts_gate_up")                                     # (E, 2F, d)
+        dn = tensor(weights, node, "w_experts_down")                                        # (E, d, F)
+        if gu.shape[0] != E or dn.shape[0] != E:
+            raise ModelFormatError(f"moe: expert tensors hold {gu.shape[0]} experts, the router {E}")
+        self.F = gu.shape[1] // 2
+        if gu.shape[1] != 2 * self.F or dn.shape[1:] != (gu.shape[2], self.F):
+            raise ModelFormatError(f"moe: expert tensors {list(gu.shape)} and {list(dn.shape)} do not fit together")
+        self.K, self.G, self.TG = (attr(node, k, int) for k in ("top_k", "n_group", "topk_group"))
+        if not (0 < self.K <= E and self.G > 0 and E % self.G == 0 and 0 < self.TG <= self.G):
+            raise ModelFormatError(f"moe: routing top_k={self.K} n_group={self.G} topk_group={self.TG} "
+                                   f"do not fit {E} experts")
+        self.norm = bool(a.get("norm_topk_prob"))
+        self.rsf = float(attr(node, "routed_scaling_factor", float))
+        gu_t, down_t = gu.transpose(0, 2, 1), dn.transpose(0, 2, 1)                         # (E, d, 2F), (E, F, d)
+        self.shared = None
+        if "w_shared_gate" in a:
+            sg, su, sd = (tensor(weights, node, k) for k in ("w_shared_gate", "w_shared_up", "w_shared_down"))
+            if sg.shape != su.shape or sd.shape != sg.shape[::-1] or sg.shape[1] != gu.shape[2]:
+                raise ModelFormatError(f"moe: shared expert shapes {list(sg.shape)}, {list(su.shape)}, "
+                                       f"{list(sd.shape)} do not fit hidden size {gu.shape[2]}")
+            s_gu_t, s_down_t = np.concatenate([sg, su], 0).T, sd.T                          # (d, 2Fs), (Fs, d)
+            if sg.shape[0] == self.F:               # same width: the shared expert is expert E
+                gu_t = np.concatenate([gu_t, s_gu_t[None]], 0)
+                down_t = np.concatenate([down_t, s_down_t[None]], 0)
+            else:
+                self.shared = (np.ascontiguousarray(s_gu_t), np.ascontiguousarray(s_down_t), sg.shape[0])
+        self.gu_t, self.down_t = np.ascontiguousarray(gu_t), np.ascontiguousarray(down_t)
+        self.n_run = self.K + (len(gu_t) - E)                  # experts run per token, the stacked shared one included
+        self.slots = np.full(self.n_run, E, np.int64)          # decode: expert ids, slot K is the shared expert
+        self.w = np.ones(self.n_run, np.float32)               # decode: their weights (shared: 1)
+        self.gu = np.zeros((self.n_run, 2 * self.F), np.float32)
+        self.y = np.zeros((self.n_run, gu.shape[2]), np.float32)
+        self.neg_bias = -self.bias                              # decode: argsort ascending = top-K first
+        self.neg_router_t = -self.router_t                      # decode: exp(-logits) in one call
+
+    def route(self, x):
+        """x (T, d) -> expert ids (T, K) and their weights (T, K)."""
+        s = 1.0 / (1.0 + np.exp(-(x @ self.router_t)))                                     # (T, E)
+        sel = s + self.bias
+        if self.G > 1:
+            T = len(x)
+            grouped = sel.reshape(T, self.G, -1)
+            score = np.sort(grouped, axis=-1)[..., -2:].sum(-1)                           # (T, G)
+            drop = np.argsort(-score, axis=-1, kind="stable")[:, self.TG:]
+            mask = np.zeros((T, self.G), bool)
+            np.put_along_axis(mask, drop, True, axis=1)
+            sel = np.where(np.repeat(mask, self.E // self.G, axis=1), -np.inf, sel)
+        idx = np.argsort(-sel, axis=-1, kind="stable")[:, :self.K]                        # (T, K)
+        w = np.take_along_axis(s, idx, axis=-1)
+        if self.norm:
+            w = w / (w.sum(-1, keepdims=True) + 1e-20)
+        return idx, w * self.rsf
+
+    def step(self, x):
+        """Decode one token: x (d,) -> (d,)."""
+        K, F = self.K, self.F
+        if self.G > 1:
+            idx, w = self.route(x[None])
+            self.slots[:K], self.w[:K] = idx[0], w[0]
+        else:
+            e = np.exp(x.dot(self.neg_router_t))
+            e += 1.0
+            s = np.reciprocal(e, out=e)                                                   # (E,) sigmoid scores
+            idx = (self.neg_bias - s).argsort(kind="stable")[:K]                         # top-K of s + bias
+            w = self.w[:K]
+            s.take(idx, out=w)
+            w *= self.rsf / (sum(w.tolist()) + 1e-20) if self.norm else self.rsf
+            self.slots[:K] = idx
+        for k, e in enumerate(self.slots):
+            np.dot(x, self.gu_t[e], out=self.gu[k])
+        h = silu_mul(self.gu, F)                                                          # (n_run, F)
+        for k, e in enumerate(self.slots):
+            np.dot(h[k], self.down_t[e], out=self.y[k])
+        y = self.w.dot(self.y)
+        if self.shared is not None:
+            gu_t, down_t, Fs = self.shared
+            y += silu_mul(x.dot(gu_t), Fs).dot(down_t)
+        return y
+
+    def run(self, ctx, x):
+        """x (T, d) -> (T, d). Tokens are grouped by expert: one matmul per expert that any token chose."""
+        idx, w = self.route(x)
+        if len(self.gu_t) > self.E:                          # the stacked shared expert: every token, weight 1
+            idx = np.concatenate([idx, np.full((len(x), 1), self.E)], 1)
+            w = np.concatenate([w, np.ones((len(x), 1), w.dtype)], 1)
+        y = np.zeros_like(x)
+        for e in np.unique(idx):
+            rows, slots = np.nonzero(idx == e)
+            y[rows] += w[rows, slots, None] * (silu_mul(x[rows] @ self.gu_t[e], self.F) @ self.down_t[e])
+        if self.shared is not None:
+            gu_t, down_t, Fs = self.shared
+            y += silu_mul(x @ gu_t, Fs) @ down_t
+        return y
