@@ -13,6 +13,8 @@ export PYTHONHASHSEED := 0
 # (Debian has luma.oled 3.10.0, which is not on PyPI: 3.9.0 is the nearest release below it.)
 FLOOR_PINS := numpy==1.24.4 msgpack==1.0.3 pyyaml==6.0.1 click==8.1.3 pillow==9.4.0 gpiozero==2.0.1 \
   luma.core==2.4.0 luma.oled==3.9.0 luma.lcd==2.10.0 smbus2==0.4.2
+# tflite-runtime (2.14, its last release) runs only with numpy < 2: the floor environment checks TFLite exports too
+FLOOR_PEERS := tflite-runtime==2.14.0
 
 SEED_QUESTIONS := "What is 47+38?" "How many r in strawberry?" "Solve 3x+5=20" \
   "A train travels 300 km in 5 hours. What is its average speed?" "Solve x^2-5x+6=0" "What is fib(10)?" "Sort 5 3 9 1"
@@ -33,7 +35,7 @@ $(VENV)/.test: setup.py | $(VENV)/bin/python
 
 $(FLOOR)/.stamp: setup.py Makefile
 	$(PYTHON) -m venv $(FLOOR)
-	$(FLOOR)/bin/python -m pip install --quiet $(FLOOR_PINS) pytest hypothesis
+	$(FLOOR)/bin/python -m pip install --quiet $(FLOOR_PINS) $(FLOOR_PEERS) pytest hypothesis
 	$(FLOOR)/bin/python -m pip install --quiet --no-deps -e .
 	touch $@
 

@@ -113,7 +113,8 @@ class MLAttention:
         return (ctx[:, :C] / ctx[:, C:]).reshape(-1).dot(self.ov)
 
     def run(self, ctx, x):
-        """T tokens at positions pos..pos+T-1: x (T, d) -> (T, d), causal."""
+        """T tokens at positions pos..pos+T-1: x (T, d) -> (T, d), causal. Every head of every token
+        is one row of a (T*H, .) matmul against the cache."""
         T, pos = x.shape[0], ctx.pos
         H, r, C, end = self.H, self.r, self.C, ctx.pos + x.shape[0]
         q, kv = self.project(x)
@@ -122,11 +123,11 @@ class MLAttention:
         qh[:, :, :r] = qh[:, :, :r] * cos[:, None] + q[:, H * (r + C):].reshape(T, H, r) * sin[:, None]
         self.cache[pos:end, :r] = kv[:, :r] * cos + kv[:, r + C:] * sin
         self.cache[pos:end, r:r + C] = rmsnorm(kv[:, r:r + C], self.kv_norm, self.eps)
-        scores = qh.transpose(1, 0, 2) @ self.cache[:end, :r + C].T                       # (H, T, end)
-        if T > 1:
-            scores[:, np.arange(end)[None, :] > (pos + np.arange(T))[:, None]] = -np.inf
-        scores -= scores.max(-1, keepdims=True)
+        scores = qh.reshape(T * H, r + C).dot(self.cache[:end, :r + C].T)                 # (T*H, end)
+        if T > 1:                                                                         # token t sees rows <= pos+t
+            future = np.arange(end)[None, :] > (pos + np.arange(T))[:, None]               # (T, end)
+            scores.reshape(T, H, end)[np.broadcast_to(future[:, None, :], (T, H, end))] = -np.inf
+        scores -= scores.max(axis=1, keepdims=True)
         np.exp(scores, out=scores)
-        ctx_lat = scores @ self.cache[:end, r:]                                           # (H, T, C + 1)
-        ctx_lat = ctx_lat[..., :C] / ctx_lat[..., C:]
-        return ctx_lat.transpose(1, 0, 2).reshape(T, H * C) @ self.ov
+        ctx_lat = scores.dot(self.cache[:end, r:])                                        # (T*H, C + 1)
+        return (ctx_lat[:, :C] / ctx_lat[:, C:]).reshape(T, H * C).dot(self.ov)

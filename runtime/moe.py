@@ -77,7 +77,7 @@ class MoE:
 
     def step(self, x):
         """Decode one token: x (d,) -> (d,)."""
-        K, F = self.K, self.F
+        K = self.K
         if self.G > 1:
             idx, w = self.route(x[None])
             self.slots[:K], self.w[:K] = idx[0], w[0]
@@ -90,9 +90,13 @@ class MoE:
             s.take(idx, out=w)
             w *= self.rsf / (sum(w.tolist()) + 1e-20) if self.norm else self.rsf
             self.slots[:K] = idx
+        return self.experts(x)
+
+    def experts(self, x):
+        """x (d,) -> sum_k w_k * Expert_slots[k](x) (+ the shared expert) for the slots and weights set."""
         for k, e in enumerate(self.slots):
             np.dot(x, self.gu_t[e], out=self.gu[k])
-        h = silu_mul(self.gu, F)                                                          # (n_run, F)
+        h = silu_mul(self.gu, self.F)                                                     # (n_run, F)
         for k, e in enumerate(self.slots):
             np.dot(h[k], self.down_t[e], out=self.y[k])
         y = self.w.dot(self.y)
@@ -102,8 +106,15 @@ class MoE:
         return y
 
     def run(self, ctx, x):
-        """x (T, d) -> (T, d). Tokens are grouped by expert: one matmul per expert that any token chose."""
+        """x (T, d) -> (T, d). A few tokens (speculative verification) go one by one through the decode
+        kernel; more are grouped by expert: one matmul per expert that any token chose."""
         idx, w = self.route(x)
+        if len(x) <= 4:
+            y = np.empty_like(x)
+            for t in range(len(x)):
+                self.slots[:self.K], self.w[:self.K] = idx[t], w[t]
+                y[t] = self.experts(x[t])
+            return y
         if len(self.gu_t) > self.E:                          # the stacked shared expert: every token, weight 1
             idx = np.concatenate([idx, np.full((len(x), 1), self.E)], 1)
             w = np.concatenate([w, np.ones((len(x), 1), w.dtype)], 1)

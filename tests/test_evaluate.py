@@ -1,5 +1,4 @@
 """Evaluation plumbing: a perfect model scores 100%, a wrong one 0%, on held-out problems only."""
-import numpy as np
 
 from conftest import tiny_config
 from runtime.tasks import split_of

@@ -64,7 +64,7 @@ def moe_forward(p, prefix, cfg, x, token_mask=None):
 def moe_backward(dy, cache, p, prefix, cfg, grads, aux_alpha=0.0):
     """dy (N, d) -> dx (N, d). aux_alpha > 0 adds the sequence-wise balance loss gradient."""
     x, s, idx, w_raw, denom, w = (cache[k] for k in ("x", "s", "idx", "w_raw", "denom", "w"))
-    E, F = cfg.n_routed_experts, cfg.moe_intermediate_size
+    F = cfg.moe_intermediate_size
     Wgu, Wd = p[prefix + "experts.gate_up_proj"], p[prefix + "experts.down_proj"]
     dx = np.zeros_like(x)
     dw = np.zeros_like(w)                                                   # (N, K)

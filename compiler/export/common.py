@@ -52,3 +52,12 @@ def load_compiled(path):
         raise ExportError(f"{path}: the graph has no mla_attention node")
     return Compiled(path, body["config"], body["tokenizer_obj"], list(graph["nodes"]), graph["outputs"][0],
                     weights, int8, min(int(n["attrs"]["max_positions"]) for n in mla))
+
+
+def node_inputs(compiled, node, env):
+    """The values a node reads from an exporter's env (value name -> its handle), in order."""
+    missing = [v for v in node["inputs"] if v not in env]
+    if missing:
+        raise ExportError(f"{compiled.path}: node {node['outputs'][0]} ({node['op']}) reads {missing}, "
+                          f"which no earlier node produces")
+    return [env[v] for v in node["inputs"]]

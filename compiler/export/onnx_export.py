@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from compiler.export.common import ExportError, load_compiled
+from compiler.export.common import ExportError, load_compiled, node_inputs
 from runtime.model import ContextOverflowError
 
 try:                                        # optional dependency: `tinyr1 export onnx` says what to install
@@ -117,11 +117,7 @@ def _walk(b, compiled, tokens, pos, mask, past):
     env, caches = {"tokens": tokens}, {}
     for node in compiled.nodes:
         kind, a = node["op"], node["attrs"]
-        missing = [v for v in node["inputs"] if v not in env]
-        if missing:
-            raise ExportError(f"{compiled.path}: node {node['outputs'][0]} ({kind}) reads {missing}, "
-                              f"which no earlier node produces")
-        x = [env[v] for v in node["inputs"]]
+        x = node_inputs(compiled, node, env)
         b.scope = node["outputs"][0]
         if kind == "embedding":
             y = b.rows(a["weight"], x[0], 1)                                         # (T, d)

@@ -2,8 +2,6 @@
 import os
 import re
 
-import numpy as np
-
 from runtime.tasks.base import Family, norm_space
 
 _HERE = os.path.dirname(os.path.abspath(__file__))

@@ -1,0 +1,140 @@
+"""`tinyr1 export tflite MODEL -o OUT.tflite`: the prefill graph as a TFLite flatbuffer, written without
+TensorFlow (tflite_builder.py on ai-edge-litert's schema), so LiteRT can check our numbers and race our runtime.
+
+    tokens (seq_len,) int32 -> logits (seq_len, V) float32, causal, from position 0
+
+TFLite prepares its kernels for fixed shapes, so seq_len is fixed in the file (default: the model's
+context, max_positions). A shorter prompt is padded at the end and its logits are read from the first
+rows: attention is causal, so tokens after a position cannot change that position's logits.
+
+Weights are float32 only. Our int8 models carry group-wise scales (q8_group), which TFLite's hybrid int8
+kernels cannot express (one scale per output channel), so an int8 model exports its dequantized float32
+weights, exactly the runtime's. Only builtin operators are used; tflite_ops.py holds one lowering per op.
+
+LiteRtRunner runs the file under ai-edge-litert (benchmarks); run_logits runs it under any interpreter
+class with the tf.lite API (ai_edge_litert's or tflite_runtime's), for parity tests in other environments.
+"""
+import os
+
+import numpy as np
+
+from compiler.export import tflite_ops as ops
+from compiler.export.common import ExportError, load_compiled, node_inputs
+from runtime.model import ContextOverflowError
+
+WEIGHTS = ("float32",)
+PAD_ID = 0              # what fills the rows after a short prompt; any valid id gives the same prompt logits
+
+
+def export(model_path, out_path, weights="float32", seq_len=None):
+    """Write the prefill graph of model_path to out_path (.tflite) -> report dict."""
+    if weights == "int8":
+        raise ExportError("tflite export: weights='int8' is not supported: TFLite's hybrid int8 kernels "
+                          "have no group-wise scales (one scale per output channel), so our q8_group weights "
+                          "cannot be carried over; use weights='float32', which writes an int8 model's "
+                          "dequantized float32 weights")
+    if weights not in WEIGHTS:
+        raise ExportError(f"tflite export: weights={weights!r} is not supported; use one of {list(WEIGHTS)}")
+    if os.path.isdir(out_path):
+        raise ExportError(f"tflite export: {out_path} is a directory; the export writes one .tflite file")
+    try:
+        from compiler.export.tflite_builder import Builder
+    except ImportError as e:
+        raise ExportError(f"tflite export needs ai-edge-litert and flatbuffers: pip install ai-edge-litert ({e})")
+    compiled = load_compiled(model_path)
+    T = compiled.max_positions if seq_len is None else seq_len
+    if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or not 1 <= T <= compiled.max_positions:
+        raise ExportError(f"tflite export: seq_len={seq_len!r} must be an int from 1 to the model's context "
+                          f"length {compiled.max_positions}")
+    T = int(T)
+    b = Builder()
+    tokens = b.input("tokens", (T,), np.int32)
+    logits = b.rename(walk(b, compiled, tokens), "logits")
+    data = b.finish({"tokens": tokens}, {"logits": logits},
+                    f"tinyr1 prefill graph of {os.path.basename(model_path)}, seq_len={T}, float32")
+    with open(out_path, "wb") as f:
+        f.write(data)
+    counts = b.operator_counts()
+    return {"bytes": len(data), "seq_len": T, "weights": "float32", "operators": sum(counts.values()),
+            "operator_counts": counts, "tensors": len(b.tensors),
+            "dequantized_tensors": len(set(compiled.int8) & _main_graph_tensors(compiled))}
+
+
+def _main_graph_tensors(compiled):
+    """The tensors the main graph's nodes name (int8 ones among them are written dequantized)."""
+    return {v for n in compiled.nodes for k, v in n["attrs"].items() if k == "weight" or k.startswith("w_")}
+
+
+def walk(b, compiled, tokens):
+    """Emit every node of the main graph in order -> the logits Val (T, V)."""
+    env = {"tokens": tokens}
+    for node in compiled.nodes:
+        kind, a = node["op"], node["attrs"]
+        x = node_inputs(compiled, node, env)
+        b.scope = node["outputs"][0]
+        if kind == "embedding":
+            y = b.gather(ops.weight(b, compiled, a["weight"]), x[0])                  # (T, d)
+        elif kind == "rmsnorm":
+            y = ops.rmsnorm(b, x[0], ops.weight(b, compiled, a["weight"]), float(a["eps"]))
+        elif kind == "add":
+            y = b.add(x[0], x[1])
+        elif kind == "swiglu_mlp":
+            y = ops.swiglu(b, compiled, x[0], a["w_gate"], a["w_up"], a["w_down"])
+        elif kind == "moe":
+            y = ops.moe(b, compiled, x[0], node)
+        elif kind in ("lm_head", "linear"):                                            # x @ W^T
+            y = ops.linear(b, x[0], ops.weight(b, compiled, a["weight"]))              # (T, V) or (T, out)
+        elif kind == "mla_attention":
+            y = ops.mla_attention(b, compiled, x[0], node)
+        else:
+            raise ExportError(f"{compiled.path}: op {kind!r} has no TFLite lowering; the exporter knows "
+                              f"embedding, rmsnorm, add, linear, swiglu_mlp, moe, mla_attention, lm_head")
+        env[node["outputs"][0]] = y
+    if compiled.output not in env:
+        raise ExportError(f"{compiled.path}: no node produces the graph output {compiled.output!r}")
+    return env[compiled.output]
+
+
+# ---------------------------------------------------------------- running the file
+def padded(ids, seq_len):
+    """ids (n,) -> tokens (seq_len,) int32, ids then PAD_ID; and n."""
+    ids = np.asarray(ids).reshape(-1)
+    if not 1 <= len(ids) <= seq_len:
+        raise ContextOverflowError(f"{len(ids)} tokens do not fit the exported prefill graph: it takes "
+                                   f"1 to {seq_len} tokens")
+    tokens = np.full(seq_len, PAD_ID, np.int32)
+    tokens[:len(ids)] = ids
+    return tokens, len(ids)
+
+
+def run_logits(interpreter_class, path, ids):
+    """Logits (len(ids), V) of the prompt ids under interpreter_class (ai_edge_litert.interpreter.Interpreter
+    or tflite_runtime.interpreter.Interpreter: the same API)."""
+    interpreter = interpreter_class(model_path=str(path))
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    tokens, n = padded(ids, int(inp["shape"][0]))
+    interpreter.set_tensor(inp["index"], tokens)
+    interpreter.invoke()
+    return interpreter.get_tensor(out["index"])[:n]
+
+
+class LiteRtRunner:
+    """The exported prefill graph under ai-edge-litert, allocated once.
+
+        r = LiteRtRunner("student.tflite");  logits = r.prefill(ids)   # (V,) of the last prompt token"""
+
+    def __init__(self, path, threads=1):
+        from ai_edge_litert.interpreter import Interpreter
+        self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        self.interpreter.allocate_tensors()
+        self.input = self.interpreter.get_input_details()[0]["index"]
+        self.output = self.interpreter.get_output_details()[0]["index"]
+        self.seq_len = int(self.interpreter.get_input_details()[0]["shape"][0])
+
+    def prefill(self, ids):
+        """ids (n,), n <= seq_len -> logits of position n - 1 (V,)."""
+        tokens, n = padded(ids, self.seq_len)
+        self.interpreter.set_tensor(self.input, tokens)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output)[n - 1]
