@@ -21,7 +21,7 @@ PEERS = ("llama.cpp", "onnxruntime", "litert")
 THREADS_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 engine, path, jobs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 t0 = time.perf_counter()
 from compiler.bench import open_engine
@@ -44,8 +44,8 @@ for ids, n_gen in jobs:
             tok = int(np.argmax(step(tok)))
             n += 1
     rows.append({"prompt": len(ids), "first_s": first, "decode_s": time.perf_counter() - t, "decoded": n})
-print(json.dumps({"load_s": load_s, "rows": rows,
-                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+from runtime.bench import peak_rss_mb
+print(json.dumps({"load_s": load_s, "rows": rows, "peak_rss_mb": peak_rss_mb()}))
 """
 
 

@@ -15,7 +15,7 @@ QUESTIONS = ["What is 47+38?", "How many r in strawberry?", "Solve 3x+5=20",
              "What is fib(10)?", "Sort 5 3 9 1"]
 
 CHILD = r"""
-import json, resource, sys, time
+import json, sys, time
 t0 = time.perf_counter()
 import runtime
 model = runtime.load(sys.argv[1])
@@ -25,9 +25,24 @@ for q in json.loads(sys.argv[2]):
     st = {}
     n_pieces = sum(1 for _ in model.generate(q, max_new_tokens=200, stats=st))
     rows.append(st)
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from runtime.bench import peak_rss_mb
+rss = peak_rss_mb()
 print(json.dumps({"load_s": load_s, "rows": rows, "peak_rss_mb": rss}))
 """
+
+
+def peak_rss_mb():
+    """This process's peak resident set. Linux: VmHWM, which starts afresh at exec (getrusage's ru_maxrss
+    would report the parent's size at fork when that was larger)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure(path, repeat=3):

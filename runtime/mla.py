@@ -29,6 +29,17 @@ def rope_rotation(r):
     return P
 
 
+_CAUSAL = {}
+
+
+def causal_bias(S):
+    """(S, S) float32, 0 where a query row may see a cache row (j <= i) and -inf after: one add masks
+    a whole prefill. Shared by every layer with this context length."""
+    if S not in _CAUSAL:
+        _CAUSAL[S] = np.triu(np.full((S, S), -np.inf, np.float32), 1)
+    return _CAUSAL[S]
+
+
 class MLAttention:
     def __init__(self, node, weights, ctx):
         a = node["attrs"]
@@ -73,6 +84,7 @@ class MLAttention:
         self.sin = np.tile(np.sin(ang), 2).astype(np.float32)
         self.cache = np.zeros((S, r + C + 1), np.float32)                                         # [k_pe | c_kv | 1]
         self.cache[:, r + C] = 1.0
+        self.causal = causal_bias(S)                                                              # (S, S)
 
     @property
     def c_kv(self):
@@ -125,8 +137,7 @@ class MLAttention:
         self.cache[pos:end, r:r + C] = rmsnorm(kv[:, r:r + C], self.kv_norm, self.eps)
         scores = qh.reshape(T * H, r + C).dot(self.cache[:end, :r + C].T)                 # (T*H, end)
         if T > 1:                                                                         # token t sees rows <= pos+t
-            future = np.arange(end)[None, :] > (pos + np.arange(T))[:, None]               # (T, end)
-            scores.reshape(T, H, end)[np.broadcast_to(future[:, None, :], (T, H, end))] = -np.inf
+            scores.reshape(T, H, end)[...] += self.causal[pos:end, None, :end]
         scores -= scores.max(axis=1, keepdims=True)
         np.exp(scores, out=scores)
         ctx_lat = scores.dot(self.cache[:end, r:])                                        # (T*H, C + 1)

@@ -118,10 +118,19 @@ class MoE:
         if len(self.gu_t) > self.E:                          # the stacked shared expert: every token, weight 1
             idx = np.concatenate([idx, np.full((len(x), 1), self.E)], 1)
             w = np.concatenate([w, np.ones((len(x), 1), w.dtype)], 1)
-        y = np.zeros_like(x)
-        for e in np.unique(idx):
-            rows, slots = np.nonzero(idx == e)
-            y[rows] += w[rows, slots, None] * (silu_mul(x[rows] @ self.gu_t[e], self.F) @ self.down_t[e])
+        # sort the (token, slot) pairs by expert: each expert's rows are one contiguous slice
+        T, K = idx.shape
+        order = idx.ravel().argsort(kind="stable")                                          # (T*K,)
+        bounds = idx.ravel()[order].searchsorted(np.arange(len(self.gu_t) + 1))
+        xs = x[order // K]                                                                   # (T*K, d)
+        out = np.empty_like(xs)
+        for e in np.flatnonzero(np.diff(bounds)):
+            lo, hi = bounds[e], bounds[e + 1]
+            out[lo:hi] = silu_mul(xs[lo:hi].dot(self.gu_t[e]), self.F).dot(self.down_t[e])
+        out *= w.ravel()[order][:, None]
+        y = np.empty_like(out)
+        y[order] = out                                                                       # back to (token, slot)
+        y = y.reshape(T, K, -1).sum(1)
         if self.shared is not None:
             gu_t, down_t, Fs = self.shared
             y += silu_mul(x @ gu_t, Fs) @ down_t
