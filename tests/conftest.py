@@ -43,6 +43,15 @@ def random_params(cfg, seed=1):
     return p
 
 
+def write_compiled(path, cfg, quant="float32", seed=1):
+    """Compile random_params(cfg, seed) into the file `path` -> str(path) (for the export tests)."""
+    from compiler.compile import compile_model
+    from runtime.tokenizer import Tokenizer
+    with open(path, "wb") as f:
+        f.write(compile_model(random_params(cfg, seed), cfg, Tokenizer(), quant=quant)[0])
+    return str(path)
+
+
 ROOT = __import__("os").path.dirname(__import__("os").path.dirname(__import__("os").path.abspath(__file__)))
 
 

@@ -8,13 +8,11 @@ import pytest
 gguf = pytest.importorskip("gguf")
 pytest.importorskip("llama_cpp")
 
-from compiler.compile import compile_model  # noqa: E402
 from compiler.export.common import ExportError, load_compiled  # noqa: E402
 from compiler.export.gguf_emulate import forward  # noqa: E402
 from compiler.export.gguf_export import LlamaRunner, export, model_layout, q8_0_sources  # noqa: E402
-from conftest import random_params, small_student  # noqa: E402
+from conftest import small_student, write_compiled  # noqa: E402
 from runtime.model import ContextOverflowError, load  # noqa: E402
-from runtime.tokenizer import Tokenizer  # noqa: E402
 
 TOL = 1e-4              # F32 logits, llama.cpp vs our runtime on the same (dequantized) weights
 T, PROMPT = 12, 5       # tokens per random sequence; the decode check prefills PROMPT then steps
@@ -48,10 +46,7 @@ def exported(request, tmp_path_factory):
             if case == STUDENT:
                 path = request.getfixturevalue("student_file")
             else:
-                cfg = small_student(**BIG, **CONFIGS[case])
-                path = str(d / "model.msgpack")
-                with open(path, "wb") as f:
-                    f.write(compile_model(random_params(cfg), cfg, Tokenizer(), quant=weights)[0])
+                path = write_compiled(d / "model.msgpack", small_student(**BIG, **CONFIGS[case]), weights)
             out = str(d / f"model.{weights}.gguf")
             done[case, weights] = path, out, export(path, out, weights=weights)
         return done[case, weights]

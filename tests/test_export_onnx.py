@@ -8,12 +8,10 @@ import pytest
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from compiler.compile import compile_model  # noqa: E402
 from compiler.export.common import ExportError, load_compiled  # noqa: E402
 from compiler.export.onnx_export import OrtRunner, export  # noqa: E402
-from conftest import random_params, small_student  # noqa: E402
+from conftest import small_student, write_compiled  # noqa: E402
 from runtime.model import ContextOverflowError, load  # noqa: E402
-from runtime.tokenizer import Tokenizer  # noqa: E402
 
 TOL = 1e-4              # logits, ORT vs our runtime on the same (dequantized) weights
 CACHE_TOL = 1e-5        # latent cache rows, O(1) values after RMSNorm / RoPE
@@ -42,10 +40,7 @@ def exported(request, tmp_path_factory):
             if case == STUDENT:
                 path = request.getfixturevalue("student_file")
             else:
-                cfg = small_student(**BIG, **CONFIGS[case])
-                path = str(d / "model.msgpack")
-                with open(path, "wb") as f:
-                    f.write(compile_model(random_params(cfg), cfg, Tokenizer(), quant=weights)[0])
+                path = write_compiled(d / "model.msgpack", small_student(**BIG, **CONFIGS[case]), weights)
             done[case, weights] = path, str(d / "onnx"), export(path, str(d / "onnx"), weights=weights)
         return done[case, weights]
     return get
