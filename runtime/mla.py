@@ -5,9 +5,9 @@ Prepared once at load (shapes: d hidden, H heads, n nope, r rope, v value, C kv_
     (W_ov (H*C, d)), in float64 then float32, and the score scale (n + r)^-0.5 into the query;
   * RoPE is `v * cos + rot(v) * sin` with rot(v) = [-v2, v1] for half-split pairs (i, i + r/2). rot is a
     signed permutation, so its columns are added to the projection: one matmul gives v and rot(v);
-  * every projection that reads x is one matmul, its output laid out as
-        [q: per head (q_pe r | q_lat C) | q_rot (H*r) | k_pe r | c_kv C | k_rot r]
-    (with q LoRA the q parts come from a second matmul over rmsnorm(q_a));
+  * every projection that reads x is one matmul, its output laid out so that RoPE is one contiguous
+    expression: [q_pe (H*r) | k_pe r | q_rot (H*r) | k_rot r | q_lat (H*C) | c_kv C]
+    (with q LoRA: x -> [q_a | k_pe | k_rot | c_kv], then rmsnorm(q_a) -> [q_pe | q_rot | q_lat]);
   * the cache is one (S, r + C + 1) array per layer: [k_pe | c_kv | 1]. Scores read its first r + C
     columns; the context reads its last C + 1, whose column of ones sums the softmax weights in the
     same matmul, so the softmax needs no separate sum.
@@ -62,26 +62,25 @@ class MLAttention:
         q_lat = np.einsum("hnc,hni->ihc", w_uk, qh[:, :n])                                       # (in, H, C)
         q_pe = qh[:, n:].transpose(2, 0, 1)                                                       # (in, H, r)
         P = rope_rotation(r)
-        w_q_all = np.concatenate([np.concatenate([q_pe, q_lat], 2).reshape(-1, H * (r + C)),
-                                  (q_pe @ P).reshape(-1, H * r)], 1)                              # (in, H(r+C) + Hr)
+        q_pe, q_rot, q_lat = q_pe.reshape(-1, H * r), (q_pe @ P).reshape(-1, H * r), q_lat.reshape(-1, H * C)
         kv_a = tensor(weights, node, "w_kv_a", (C + r, w_o.shape[0])).astype(np.float64).T      # (d, C + r)
-        w_kv = np.concatenate([kv_a[:, C:], kv_a[:, :C], kv_a[:, C:] @ P], 1)                   # (d, r + C + r)
+        k_pe, k_rot, c_kv = kv_a[:, C:], kv_a[:, C:] @ P, kv_a[:, :C]
         self.ov = np.einsum("hcv,dhv->hcd", w_uv, w_o.reshape(-1, H, v)).reshape(H * C, -1).astype(np.float32)
-        self.nq = H * (r + C) + H * r
-        if "w_q" in a:                      # one matmul: x -> [q | q_rot | k_pe | c_kv | k_rot]
-            self.w_in = np.ascontiguousarray(np.concatenate([w_q_all, w_kv], 1), dtype=np.float32)
-            self.q_a, self.w_qb = 0, None
-        else:                               # x -> [q_a | k_pe | c_kv | k_rot], then rmsnorm(q_a) -> [q | q_rot]
+        if "w_q" in a:
+            w_in, self.q_a, self.w_qb = [q_pe, k_pe, q_rot, k_rot, q_lat, c_kv], 0, None
+        else:
             w_q_a = tensor(weights, node, "w_q_a").T
             self.q_a = w_q_a.shape[1]
             self.q_a_norm = tensor(weights, node, "w_q_a_norm", (self.q_a,))
-            self.w_in = np.ascontiguousarray(np.concatenate([w_q_a, w_kv], 1), dtype=np.float32)
-            self.w_qb = np.ascontiguousarray(w_q_all, dtype=np.float32)
+            w_in = [w_q_a, k_pe, k_rot, c_kv]
+            self.w_qb = np.ascontiguousarray(np.concatenate([q_pe, q_rot, q_lat], 1), dtype=np.float32)
+        self.w_in = np.ascontiguousarray(np.concatenate(w_in, 1), dtype=np.float32)
         self.kv_norm = tensor(weights, node, "w_kv_a_norm", (C,))
         inv = 1.0 / (float(attr(node, "rope_theta", float)) ** (np.arange(0, r, 2, dtype=np.float64) / r))
         ang = np.arange(S, dtype=np.float64)[:, None] * inv[None, :]
-        self.cos = np.tile(np.cos(ang), 2).astype(np.float32)                                    # (S, r)
-        self.sin = np.tile(np.sin(ang), 2).astype(np.float32)
+        self.cos = np.tile(np.cos(ang), 2 * (H + 1)).astype(np.float32)          # (S, (H+1) r): q's heads, then k
+        self.sin = np.tile(np.sin(ang), 2 * (H + 1)).astype(np.float32)
+        self.q = np.zeros((H, r + C), np.float32)                                # decode: per head [q_pe | q_lat]
         self.cache = np.zeros((S, r + C + 1), np.float32)                                         # [k_pe | c_kv | 1]
         self.cache[:, r + C] = 1.0
         self.causal = causal_bias(S)                                                              # (S, S)
@@ -94,31 +93,30 @@ class MLAttention:
     def k_pe(self):
         return self.cache[:, :self.r]                          # (S, r) after RoPE
 
-    def project(self, x):
-        """x (..., d) -> q (..., H*(r+C) + H*r) and kv (..., r + C + r)."""
-        z = x @ self.w_in
+    def rotate(self, x, cos, sin):
+        """x (..., d), cos/sin (..., (H+1) r) of its positions -> q_pe (..., H r) and k_pe (..., r) after
+        RoPE, q_lat (..., H C), and c_kv (..., C) before its norm."""
+        H, r, C = self.H, self.r, self.C
+        z = x.dot(self.w_in)
         if self.w_qb is None:
-            return z[..., :self.nq], z[..., self.nq:]
-        return rmsnorm(z[..., :self.q_a], self.q_a_norm, self.eps) @ self.w_qb, z[..., self.q_a:]
+            n = (H + 1) * r
+            pe = z[..., :n] * cos + z[..., n:2 * n] * sin
+            return pe[..., :H * r], pe[..., H * r:], z[..., 2 * n:2 * n + H * C], z[..., 2 * n + H * C:]
+        zq = rmsnorm(z[..., :self.q_a], self.q_a_norm, self.eps).dot(self.w_qb)
+        kv, hr = z[..., self.q_a:], H * r
+        return (zq[..., :hr] * cos[..., :hr] + zq[..., hr:2 * hr] * sin[..., :hr],
+                kv[..., :r] * cos[..., hr:] + kv[..., r:2 * r] * sin[..., hr:], zq[..., 2 * hr:], kv[..., 2 * r:])
 
     def step(self, x):
         """Decode one token: x (d,) -> (d,). Writes cache row `pos`, attends over rows 0..pos."""
         pos, H, r, C = self.ctx.pos, self.H, self.r, self.C
-        z = x.dot(self.w_in)
-        if self.w_qb is None:
-            q, kv = z[:self.nq], z[self.nq:]
-        else:
-            q, kv = rmsnorm(z[:self.q_a], self.q_a_norm, self.eps).dot(self.w_qb), z[self.q_a:]
-        cos, sin, row = self.cos[pos], self.sin[pos], self.cache[pos]
-        qh = q[:H * (r + C)].reshape(H, r + C)                     # per head [q_pe | q_lat], a view of q
-        q_pe = qh[:, :r]
-        q_pe *= cos
-        q_pe += q[H * (r + C):].reshape(H, r) * sin
-        np.multiply(kv[:r], cos, out=row[:r])
-        row[:r] += kv[r + C:] * sin
-        c = kv[r:r + C]
+        q_pe, k_pe, q_lat, c = self.rotate(x, self.cos[pos], self.sin[pos])
+        q, row = self.q, self.cache[pos]
+        q[:, :r] = q_pe.reshape(H, r)
+        q[:, r:] = q_lat.reshape(H, C)
+        row[:r] = k_pe
         np.multiply(c, self.kv_norm * (1.0 / math.sqrt(float(c.dot(c)) / C + self.eps)), out=row[r:r + C])
-        scores = qh.dot(self.cache[:pos + 1, :r + C].T)             # (H, pos+1)
+        scores = q.dot(self.cache[:pos + 1, :r + C].T)                                    # (H, pos+1)
         scores -= scores.max(axis=1, keepdims=True)
         np.exp(scores, out=scores)
         ctx = scores.dot(self.cache[:pos + 1, r:])                 # (H, C + 1): weighted c_kv and the weights' sum
@@ -129,13 +127,11 @@ class MLAttention:
         is one row of a (T*H, .) matmul against the cache."""
         T, pos = x.shape[0], ctx.pos
         H, r, C, end = self.H, self.r, self.C, ctx.pos + x.shape[0]
-        q, kv = self.project(x)
-        cos, sin = self.cos[pos:end], self.sin[pos:end]                                    # (T, r)
-        qh = q[:, :H * (r + C)].reshape(T, H, r + C)
-        qh[:, :, :r] = qh[:, :, :r] * cos[:, None] + q[:, H * (r + C):].reshape(T, H, r) * sin[:, None]
-        self.cache[pos:end, :r] = kv[:, :r] * cos + kv[:, r + C:] * sin
-        self.cache[pos:end, r:r + C] = rmsnorm(kv[:, r:r + C], self.kv_norm, self.eps)
-        scores = qh.reshape(T * H, r + C).dot(self.cache[:end, :r + C].T)                 # (T*H, end)
+        q_pe, k_pe, q_lat, c = self.rotate(x, self.cos[pos:end], self.sin[pos:end])
+        self.cache[pos:end, :r] = k_pe
+        self.cache[pos:end, r:r + C] = rmsnorm(c, self.kv_norm, self.eps)
+        q = np.concatenate([q_pe.reshape(T, H, r), q_lat.reshape(T, H, C)], -1).reshape(T * H, r + C)
+        scores = q.dot(self.cache[:end, :r + C].T)                                        # (T*H, end)
         if T > 1:                                                                         # token t sees rows <= pos+t
             scores.reshape(T, H, end)[...] += self.causal[pos:end, None, :end]
         scores -= scores.max(axis=1, keepdims=True)
