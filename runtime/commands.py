@@ -13,6 +13,9 @@ GEN_OPTIONS = [
     click.option("--top-k", type=int, default=None, help="Sample only from the k most likely tokens."),
     click.option("--top-p", type=float, default=None, help="Sample from the smallest set with this much probability."),
     click.option("--seed", type=int, default=None, help="Seed of the sampler (same seed, same text)."),
+    click.option("--speculative", is_flag=True,
+                 help="Greedy only, models with an MTP head: draft one token ahead and verify it in the next "
+                      "pass (same text; prints the share of drafts accepted)."),
 ]
 
 
@@ -43,8 +46,9 @@ def _stream(model, question, **kw):
     secs = stats["prefill_seconds"] + stats["decode_seconds"]
     s = score(question, "".join(pieces))
     verdict = "" if s["correct"] is None else f", verifier: {'right' if s['correct'] else 'wrong'}"
+    drafts = f", drafts accepted {stats['accepted']}/{stats['drafted']}" if stats.get("drafted") else ""
     click.echo(f"\n[{stats['tokens']} tokens, {stats['tokens'] / max(secs, 1e-9):.0f} tokens/s, "
-               f"first token after {stats['prefill_seconds'] * 1000:.1f} ms, stop: {stats['stop']}{verdict}]",
+               f"first token after {stats['prefill_seconds'] * 1000:.1f} ms, stop: {stats['stop']}{verdict}{drafts}]",
                err=True)
 
 

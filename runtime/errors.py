@@ -31,3 +31,7 @@ class CheckpointError(TinyR1Error, ValueError):
 
 class ModelFormatError(TinyR1Error, ValueError):
     """A compiled model file that is corrupt, hostile or of an unsupported version."""
+
+
+class GenerationError(TinyR1Error, ValueError):
+    """Generation options that do not fit the model (e.g. speculative decoding without an MTP head)."""

@@ -1,16 +1,20 @@
 """Generation: the sampler, the token loops (sampled, and greedy with MTP self-speculation), and the
 streaming text generator that `Model.generate` and the kiosk use.
 
-Self-speculative decoding (greedy, models with an MTP head): the MTP head drafts the token after the
-next one; the next main pass feeds [next, draft] as two positions at once and keeps the draft when the
-main model's greedy choice equals it, so an accepted draft yields two tokens for one pass. A rejected
-draft's cache row is simply overwritten later. The MTP head keeps its own latent cache of
-(hidden state, next token) pairs for every position.
+Self-speculative decoding (greedy, models with an MTP head, `speculative=True`): the MTP head drafts
+the token after the next one; the next main pass feeds [next, draft] as two positions at once and keeps
+the draft when the main model's greedy choice equals it, so an accepted draft yields two tokens for one
+pass. A rejected draft's cache row is simply overwritten later. The MTP head keeps its own latent cache
+of (hidden state, next token) pairs for every position. It is off by default: in this runtime a pass
+over two positions costs nearly two single-token steps (the time goes to per-call overhead, and the two
+positions' experts differ), so even ~95% accepted drafts do not pay for the draft head (README: Speed).
 """
 import time
 from dataclasses import dataclass
 
 import numpy as np
+
+from runtime.errors import GenerationError
 
 
 @dataclass
@@ -94,10 +98,10 @@ def sampled_tokens_from(model, t):
 
 
 def generate(model, prompt, *, max_new_tokens=None, temperature=0.0, top_k=None, top_p=None, seed=None,
-             stats=None, speculative=None):
+             stats=None, speculative=False):
     """Yield text pieces as they are decoded; stops after `</answer>`, before `<eos>`, or at the limit.
 
-    speculative: None = on when the model has an MTP head and decoding is greedy.
+    speculative: draft with the MTP head (greedy decoding and a model with one); same text, see above.
     `stats`, if a dict, receives prefill_seconds (to the first token), decode_seconds, tokens, stop,
     prompt_tokens, and drafted/accepted for speculative decoding."""
     from runtime.model import ContextOverflowError
@@ -109,10 +113,9 @@ def generate(model, prompt, *, max_new_tokens=None, temperature=0.0, top_k=None,
     if max_new_tokens is None:
         max_new_tokens = int(model.generation.get("max_new_tokens", 200))
     max_new_tokens = min(max_new_tokens, model.max_positions - len(ids))
-    if speculative is None:
-        speculative = model.has_mtp and not temperature
     if speculative and (temperature or not model.has_mtp):
-        raise ValueError("speculative decoding needs greedy decoding (temperature 0) and a model with an MTP head")
+        raise GenerationError(f"speculative decoding needs greedy decoding (temperature 0, got {temperature}) and a "
+                              f"model with an MTP head ({'has one' if model.has_mtp else 'this one has none'})")
     counts = {"drafted": 0, "accepted": 0}
     model.reset()
     source = speculative_tokens(model, ids, counts) if speculative else \

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from runtime.errors import ModelFormatError
-from runtime.ops_common import attr, rmsnorm, tensor
+from runtime.ops_common import attr, matmul, rmsnorm, tensor
 
 
 def rope_rotation(r):
@@ -97,12 +97,12 @@ class MLAttention:
         """x (..., d), cos/sin (..., (H+1) r) of its positions -> q_pe (..., H r) and k_pe (..., r) after
         RoPE, q_lat (..., H C), and c_kv (..., C) before its norm."""
         H, r, C = self.H, self.r, self.C
-        z = x.dot(self.w_in)
+        z = matmul(x, self.w_in)
         if self.w_qb is None:
             n = (H + 1) * r
             pe = z[..., :n] * cos + z[..., n:2 * n] * sin
             return pe[..., :H * r], pe[..., H * r:], z[..., 2 * n:2 * n + H * C], z[..., 2 * n + H * C:]
-        zq = rmsnorm(z[..., :self.q_a], self.q_a_norm, self.eps).dot(self.w_qb)
+        zq = matmul(rmsnorm(z[..., :self.q_a], self.q_a_norm, self.eps), self.w_qb)
         kv, hr = z[..., self.q_a:], H * r
         return (zq[..., :hr] * cos[..., :hr] + zq[..., hr:2 * hr] * sin[..., :hr],
                 kv[..., :r] * cos[..., hr:] + kv[..., r:2 * r] * sin[..., hr:], zq[..., 2 * hr:], kv[..., 2 * r:])
@@ -137,4 +137,4 @@ class MLAttention:
         scores -= scores.max(axis=1, keepdims=True)
         np.exp(scores, out=scores)
         ctx_lat = scores.dot(self.cache[:end, r:])                                        # (T*H, C + 1)
-        return (ctx_lat[:, :C] / ctx_lat[:, C:]).reshape(T, H * C).dot(self.ov)
+        return matmul((ctx_lat[:, :C] / ctx_lat[:, C:]).reshape(T, H * C), self.ov)

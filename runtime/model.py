@@ -14,6 +14,7 @@ from runtime import generate as gen
 from runtime.errors import ModelFormatError, TinyR1Error
 from runtime.generate import Answer  # noqa: F401  (re-exported: runtime.model.Answer)
 from runtime.loader import read_document
+from runtime.mla import MLAttention
 from runtime.ops import OPS, Ctx
 
 
@@ -65,6 +66,8 @@ class Model:
         mtp = self.graph.get("mtp")                        # the MTP draft head (opset 2), if any
         self.mtp_ops = prepare(mtp["nodes"], weights, self.ctx, path, "mtp ") if mtp else []
         self.hidden_name = mtp["inputs"][0] if mtp else None
+        self.last_attention = {id(ops): max((i for i, (op, _, _) in enumerate(ops) if isinstance(op, MLAttention)),
+                                            default=len(ops)) for ops in (self.ops, self.mtp_ops)}
         kinds = [node["op"] for node in self.graph["nodes"]]
         if not kinds or kinds[0] != "embedding" or kinds[-1] != "lm_head" or "mla_attention" not in kinds \
                 or self.graph["outputs"] != self.graph["nodes"][-1]["outputs"]:
@@ -105,22 +108,26 @@ class Model:
         ids = np.asarray(ids, dtype=np.int64)
         if self.pos + len(ids) > self.max_positions:
             raise ContextOverflowError(f"{self.pos + len(ids)} tokens exceed the context of {self.max_positions}")
-        env = self.run(self.ops, {"tokens": ids}, self.pos, all_logits)
+        env = self.run(self.ops, {"tokens": ids}, self.pos, all_logits, last_only=not (all_logits or hidden))
         self.pos += len(ids)
         return (env[self.out_name], env[self.hidden_name]) if hidden else env[self.out_name]
 
     def draft(self, hidden, next_tokens, pos):
-        """The MTP head: hidden (T, d) of positions pos.. and the tokens after them -> logits (T, V) of the
-        token after those. Appends to the head's own latent cache."""
+        """The MTP head: hidden (T, d) of positions pos.. and the tokens after them -> logits (1, V) of the
+        token after the last of them. Appends T rows to the head's own latent cache."""
         env = self.run(self.mtp_ops, {self.hidden_name: hidden, "next_tokens": np.asarray(next_tokens, np.int64)},
-                       pos, True)
+                       pos, False, last_only=True)
         return env[self.graph["mtp"]["outputs"][0]]
 
-    def run(self, ops, env, pos, all_logits):
+    def run(self, ops, env, pos, all_logits, last_only=False):
+        """Run `ops` in order over the values in env. last_only: no op after the last attention mixes
+        positions, so from there on only the last position is computed (prefill wants only its logits)."""
         ctx = self.ctx
         ctx.pos, ctx.all_logits = pos, all_logits
-        for op, inputs, outputs in ops:
-            env[outputs[0]] = op.run(ctx, *[env[x] for x in inputs])
+        cut = self.last_attention[id(ops)] if last_only else len(ops)
+        for i, (op, inputs, outputs) in enumerate(ops):
+            xs = [env[x] for x in inputs]
+            env[outputs[0]] = op.run(ctx, *(xs if i <= cut else [v[-1:] for v in xs]))
         return env
 
     def step_plan(self):
@@ -161,9 +168,9 @@ class Model:
         return [self.tokenizer.bos_id] + self.tokenizer.encode(prompt)
 
     def generate(self, prompt, *, max_new_tokens=None, temperature=0.0, top_k=None, top_p=None, seed=None,
-                 stats=None, speculative=None):
+                 stats=None, speculative=False):
         """Yield text pieces as they are decoded; stops after `</answer>`, before `<eos>`, or at the limit.
-        Greedy decoding drafts with the MTP head when the model has one (speculative=False turns it off).
+        speculative=True: greedy decoding that drafts with the model's MTP head (same text).
         `stats`, if a dict, receives prefill_seconds, decode_seconds, tokens, stop (and drafted/accepted)."""
         return gen.generate(self, prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
                             top_p=top_p, seed=seed, stats=stats, speculative=speculative)

@@ -13,7 +13,7 @@ expert matmuls into one buffer, one activation over it, and one weighted sum.
 import numpy as np
 
 from runtime.errors import ModelFormatError
-from runtime.ops_common import attr, silu_mul, tensor
+from runtime.ops_common import attr, matmul, silu_mul, tensor
 
 
 class MoE:
@@ -133,5 +133,5 @@ class MoE:
         y = y.reshape(T, K, -1).sum(1)
         if self.shared is not None:
             gu_t, down_t, Fs = self.shared
-            y += silu_mul(x @ gu_t, Fs) @ down_t
+            y += matmul(silu_mul(matmul(x, gu_t), Fs), down_t)
         return y

@@ -12,7 +12,7 @@ import numpy as np
 
 from runtime.mla import MLAttention
 from runtime.moe import MoE
-from runtime.ops_common import attr, rmsnorm, silu_mul, tensor
+from runtime.ops_common import attr, matmul, rmsnorm, silu_mul, tensor
 
 
 class Ctx:
@@ -67,7 +67,7 @@ class Linear:
         self.w_t = np.ascontiguousarray(tensor(weights, node, "weight").T)              # (in, out)
 
     def run(self, ctx, x):
-        return x @ self.w_t
+        return matmul(x, self.w_t)
 
     def step(self, x):
         return x.dot(self.w_t)
@@ -81,7 +81,7 @@ class SwiGLU:
         self.down_t = np.ascontiguousarray(dn.T)                         # (F, d)
 
     def run(self, ctx, x):
-        return silu_mul(x @ self.gu_t, self.F) @ self.down_t
+        return matmul(silu_mul(matmul(x, self.gu_t), self.F), self.down_t)
 
     def step(self, x):
         return silu_mul(x.dot(self.gu_t), self.F).dot(self.down_t)
@@ -92,7 +92,7 @@ class LMHead:
         self.w_t = np.ascontiguousarray(tensor(weights, node, "weight").T)              # (d, V)
 
     def run(self, ctx, x):
-        return (x if ctx.all_logits else x[-1:]) @ self.w_t
+        return matmul(x if ctx.all_logits else x[-1:], self.w_t)
 
     def step(self, x):
         return x.dot(self.w_t)                                           # (V,)

@@ -24,6 +24,17 @@ def attr(node, key, kind):
     return v
 
 
+def matmul(x, w):
+    """x (T, n) @ w (n, m). A few rows go through one matrix-vector product each: BLAS's matrix-matrix
+    kernel repacks w on every call, which for T <= 4 (speculative verification) costs more than the product."""
+    if x.ndim == 1 or x.shape[0] > 4:
+        return x.dot(w)
+    out = np.empty((x.shape[0], w.shape[1]), np.float32)
+    for i in range(x.shape[0]):
+        np.dot(x[i], w, out=out[i])
+    return out
+
+
 def rmsnorm(x, w, eps):
     """x (..., n) / sqrt(mean(x^2) + eps) * w, in float32."""
     ss = np.add.reduce(x * x, axis=-1, keepdims=True)

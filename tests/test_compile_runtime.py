@@ -150,8 +150,8 @@ def test_mtp_draft_head_computes_what_the_trainer_computes(name):
     ref = mtp_logits(params, cfg, h, ids[None])[0]
     logits, hidden = model.forward(ids, all_logits=True, hidden=True)
     assert np.abs(hidden - h[0]).max() < 1e-5
-    assert np.abs(model.draft(hidden[:10], ids[:10], 0) - ref[:10]).max() < 1e-4
-    assert np.abs(model.draft(hidden[10:], ids[10:], 10) - ref[10:]).max() < 1e-4   # continues its own cache
+    assert np.abs(model.draft(hidden[:10], ids[:10], 0) - ref[9:10]).max() < 1e-4      # the last position's
+    assert np.abs(model.draft(hidden[10:], ids[10:], 10) - ref[-1:]).max() < 1e-4     # continues its own cache
 
 
 def test_speculative_greedy_output_equals_plain_greedy():
@@ -160,8 +160,8 @@ def test_speculative_greedy_output_equals_plain_greedy():
     accepted = 0
     for q in ["What is 47+38?", "Sort 5 3 9 1", "What is fib(10)?", "How many r in strawberry?"]:
         plain, spec = {}, {}
-        a = list(model.generate(q, max_new_tokens=200, speculative=False, stats=plain))
-        b = list(model.generate(q, max_new_tokens=200, stats=spec))
+        a = list(model.generate(q, max_new_tokens=200, stats=plain))
+        b = list(model.generate(q, max_new_tokens=200, speculative=True, stats=spec))
         assert a == b and plain["tokens"] == spec["tokens"] and plain["stop"] == spec["stop"]
         assert spec["drafted"] > 0 and "drafted" not in plain
         accepted += spec["accepted"]
