@@ -30,8 +30,10 @@ def compile_cmd(src, output, quant, group_size, per_channel, show_graph):
     write_atomic(output, data)
     if show_graph:
         click.echo(graph.dump())
-    n_params = sum(int(v.size) for k, v in params.items() if not k.startswith("mtp.") and not k.endswith("bias"))
-    click.echo(f"wrote {output}: {len(data):,} bytes, {len(graph.nodes)} nodes, {quant}, "
+    from trainer.model import count_params
+    n_params = count_params(cfg)                          # the MTP head's too: the file carries it
+    mtp = f" + {len(graph.mtp.nodes)} in the MTP draft head" if graph.mtp is not None else ""
+    click.echo(f"wrote {output}: {len(data):,} bytes, {len(graph.nodes)} nodes{mtp}, {quant}, "
                f"{len(data) / n_params:.3f} bytes per parameter")
     if report:
         worst = max(report.items(), key=lambda kv: kv[1]["rel_error"])
