@@ -61,6 +61,7 @@ def main(batch=16, seq=96, repeat=5, recipe=None):
     from trainer.recipe import SFTConfig, load_recipe
     from trainer.config import ModelConfig
     cfg = load_recipe(recipe).model if recipe else ModelConfig()
+    cfg.num_nextn_predict_layers = 0                     # transformers' model has no MTP module: same network
     tok = Tokenizer()
     cfg.vocab_size = tok.vocab_size
     params = init_params(cfg, 0)
