@@ -60,3 +60,14 @@ def test_seed_questions_same_text_float_and_int8_mostly(student):
     *_, f32, i8, _ = student
     same = sum("".join(f32.generate(q)) == "".join(i8.generate(q)) for q in SEED_QUESTIONS)
     assert same >= len(SEED_QUESTIONS) - 1
+
+
+def test_mtp_drafts_leave_greedy_text_unchanged_and_are_mostly_accepted(student):
+    *_, i8, _ = student
+    assert i8.has_mtp, "the bundled student carries its MTP head into the compiled file"
+    drafted = accepted = 0
+    for q in held_out_traces(2) + SEED_QUESTIONS:
+        spec = {}
+        assert "".join(i8.generate(q)) == "".join(i8.generate(q, speculative=True, stats=spec)), q
+        drafted, accepted = drafted + spec["drafted"], accepted + spec["accepted"]
+    assert accepted / drafted >= 0.7, f"{accepted}/{drafted} drafts accepted"

@@ -68,6 +68,7 @@ def test_prefill_logits_and_cache_match_the_runtime(exported, case, weights):
     sess = session(out_dir, "prefill")
     out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"tokens": ids})))
     assert out["logits"].shape == ref.shape
+    print(f"\nONNX {case} ({weights}): prefill max |logit diff| {np.abs(out['logits'] - ref).max():.2e}")
     assert np.abs(out["logits"] - ref).max() <= TOL
     layers = [mla["attrs"]["layer"] for mla, _ in load_compiled(path).layers()]
     for i, (c_kv, k_pe) in zip(layers, runtime_caches(model, T)):

@@ -72,6 +72,7 @@ def test_logits_match_the_runtime(exported, case, length):
     ref = model.logits(ids)
     got = run_logits(Interpreter, out, ids)
     assert got.shape == ref.shape == (len(ids), model.tokenizer.vocab_size)
+    print(f"\nTFLite {case}, {len(ids)} tokens: max |logit diff| {np.abs(got - ref).max():.2e}")
     assert np.abs(got - ref).max() <= TOL
     assert np.abs(ref).max() > 0.5                                   # the bound is not trivially met
 

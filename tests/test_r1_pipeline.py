@@ -127,6 +127,7 @@ def test_pipeline_runs_every_stage_then_resume_skips_them(tmp_path):
     assert cfg.hidden_size == 32 and info["step"] == 4
     table = (tmp_path / "run" / "results.md").read_text().splitlines()
     assert [line.split(" |")[0] for line in table[2:]] == ["| teacher-sft", "| teacher-grpo", "| student-distill"]
+    assert len({line.count("|") for line in table}) == 1, "header, rule and rows have the same columns"
     r = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("done, skipped") == 4

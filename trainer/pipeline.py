@@ -168,7 +168,7 @@ def results_table(recipe, out_dir):
 
     fams = list(FAMILIES)
     lines = ["| row | " + " | ".join(fams) + " | all | format | minutes (stage / total) |",
-             "|---|" + "---:|" * (len(fams) + 4)]
+             "|---|" + "---:|" * (len(fams) + 3)]
     for st in recipe.stages:
         path = os.path.join(out_dir, st.name, "eval.json")
         if not os.path.exists(path):

@@ -156,7 +156,8 @@ def make_bar(start, total, enabled, desc):
 
 
 def plot_metrics(metrics_path, png_path, title):
-    """Loss curves (and MTP loss) plus the expert-load ratio per MoE layer, as one PNG."""
+    """Loss curves (MTP loss and KL to the teacher when present) plus the expert-load ratio per MoE
+    layer, as one PNG."""
     rows = [json.loads(l) for l in open(metrics_path) if l.strip()]
     if not rows:
         return
@@ -168,6 +169,8 @@ def plot_metrics(metrics_path, png_path, title):
     a1.plot(steps, [r["ce"] for r in rows], lw=0.8, label="next-token CE")
     if "mtp_ce" in rows[0]:
         a1.plot(steps, [r["mtp_ce"] for r in rows], lw=0.8, label="MTP CE")
+    if "kl" in rows[0]:
+        a1.plot(steps, [max(r["kl"], 1e-6) for r in rows], lw=0.8, label="KL(teacher || student)")
     a1.set_yscale("log")
     a1.set_xlabel("step")
     a1.set_ylabel("loss (completion tokens)")
