@@ -12,7 +12,7 @@ TOL = 1e-4
 
 def numeric_check(f, arrays, grads, rng, n=4, eps=1e-6):
     """Compare analytic grads with central differences at n random entries of every array."""
-    worst = 0.0
+    worst = biggest = 0.0
     for name, a in arrays.items():
         for _ in range(n):
             ix = tuple(int(rng.integers(0, s)) for s in a.shape)
@@ -23,8 +23,10 @@ def numeric_check(f, arrays, grads, rng, n=4, eps=1e-6):
             fm = f()
             a[ix] = old
             num, ana = (fp - fm) / (2 * eps), grads[name][ix]
+            biggest = max(biggest, abs(num))
             if abs(num - ana) > 1e-9:
                 worst = max(worst, abs(num - ana) / (abs(num) + abs(ana)))
+    print(f"\nworst relative gradient error over {len(arrays)} arrays: {worst:.1e} (largest |gradient| {biggest:.1e})")
     return worst
 
 
