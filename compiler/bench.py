@@ -15,10 +15,9 @@ import subprocess
 import sys
 import tempfile
 
-from runtime.bench import QUESTIONS
+from runtime.bench import ONE_THREAD, QUESTIONS
 
 PEERS = ("llama.cpp", "onnxruntime", "litert")
-THREADS_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 CHILD = r"""
 import json, sys, time
@@ -121,7 +120,7 @@ def jobs_for(model_path, questions):
 
 
 def measure_once(engine, path, jobs):
-    env = dict(os.environ, **THREADS_ENV)
+    env = dict(os.environ, **ONE_THREAD)
     out = subprocess.run([sys.executable, "-c", CHILD, engine, path, json.dumps(jobs)], env=env,
                          capture_output=True, text=True, timeout=1800)
     if out.returncode:
@@ -150,12 +149,12 @@ def run(model_path, peers=PEERS, repeat=3, progress=print):
                 progress(f"round {r + 1}/{repeat} {e}: decode {_fmt(runs[e][-1]['decode_tokens_per_s'])} tokens/s, "
                          f"first token {runs[e][-1]['first_token_ms']:.2f} ms")
     best = {e: _best(rs) for e, rs in runs.items()}
-    ours = best["tinyr1+mtp"] if has_mtp else best["tinyr1"]
+    mtp = best.get("tinyr1+mtp")
     ratios = {}
     for p in peers:
         b = best[p]
         ratios[p] = {"decode": _ratio(best["tinyr1"]["decode_tokens_per_s"], b["decode_tokens_per_s"]),
-                     "decode_with_mtp": _ratio(ours["decode_tokens_per_s"], b["decode_tokens_per_s"]) if has_mtp else None,
+                     "decode_with_mtp": _ratio(mtp["decode_tokens_per_s"], b["decode_tokens_per_s"]) if mtp else None,
                      "prefill": _ratio(best["tinyr1"]["prefill_tokens_per_s"], b["prefill_tokens_per_s"]),
                      "first_token_speedup": _ratio(b["first_token_ms"], best["tinyr1"]["first_token_ms"])}
     return {"model": model_path, "questions": len(jobs), "generated_tokens": sum(n for _, n in jobs),

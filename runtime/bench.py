@@ -13,6 +13,7 @@ import sys
 QUESTIONS = ["What is 47+38?", "How many r in strawberry?", "Solve 3x+5=20",
              "A train travels 300 km in 5 hours. What is its average speed?", "Solve x^2-5x+6=0",
              "What is fib(10)?", "Sort 5 3 9 1"]
+ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}   # every pool, one thread
 
 CHILD = r"""
 import json, sys, time
@@ -46,7 +47,7 @@ def peak_rss_mb():
 
 
 def measure(path, repeat=3):
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env = dict(os.environ, **ONE_THREAD)
     runs = []
     for _ in range(repeat):
         out = subprocess.run([sys.executable, "-c", CHILD, path, json.dumps(QUESTIONS)], env=env, check=True,

@@ -7,7 +7,7 @@ the draft when the main model's greedy choice equals it, so an accepted draft yi
 pass. A rejected draft's cache row is simply overwritten later. The MTP head keeps its own latent cache
 of (hidden state, next token) pairs for every position. It is off by default: in this runtime a pass
 over two positions costs nearly two single-token steps (the time goes to per-call overhead, and the two
-positions' experts differ), so even ~95% accepted drafts do not pay for the draft head (README: Speed).
+positions' experts differ), so even ~95% accepted drafts do not pay for the draft head (README: Interop and speed).
 """
 import time
 from dataclasses import dataclass
@@ -71,7 +71,7 @@ def speculative_tokens(model, ids, counts):
     while True:
         pos = model.pos                                                    # where t goes
         if pos + 2 > model.max_positions:                                  # no room to verify a draft
-            yield from sampled_tokens_from(model, t)
+            yield from greedy_tokens_from(model, t)
             return
         logits, hidden = model.forward([t, d], all_logits=True, hidden=True)
         a = int(np.argmax(logits[0]))
@@ -90,7 +90,7 @@ def speculative_tokens(model, ids, counts):
             t, d = a, nxt
 
 
-def sampled_tokens_from(model, t):
+def greedy_tokens_from(model, t):
     """Greedy single-token steps after token t (the end of a speculative run near the context limit)."""
     while True:
         t = int(np.argmax(model.step(t)))

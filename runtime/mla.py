@@ -40,44 +40,58 @@ def causal_bias(S):
     return _CAUSAL[S]
 
 
+def rope_angles(S, r, theta):
+    """(S, r/2) float64: the angle p * theta^(-2i/r) of position p and pair (i, i + r/2)."""
+    inv = 1.0 / (theta ** (np.arange(0, r, 2, dtype=np.float64) / r))
+    return np.arange(S, dtype=np.float64)[:, None] * inv[None, :]
+
+
+def absorbed_projections(node, weights):
+    """An mla_attention node's weights with W_UK, W_UV, the score scale and RoPE's rot folded in,
+    float64 in `x @ W` layout: q_lat (in, H*C), q_pe and q_rot (in, H*r); c_kv (d, C), k_pe and k_rot
+    (d, r); ov (H*C, d). `in` is d, or q_lora_rank with a q LoRA. The TFLite exporter folds the same way."""
+    a = node["attrs"]
+    H, n, r, v, C = (attr(node, k, int) for k in ("n_heads", "qk_nope_head_dim", "qk_rope_head_dim",
+                                                   "v_head_dim", "kv_lora_rank"))
+    if r % 2:
+        raise ModelFormatError(f"mla_attention layer {a.get('layer')}: qk_rope_head_dim={r} must be even")
+    w_q = tensor(weights, node, "w_q") if "w_q" in a else tensor(weights, node, "w_q_b")        # (H*(n+r), in)
+    if w_q.shape[0] != H * (n + r):
+        raise ModelFormatError(f"mla_attention layer {a.get('layer')}: q projection has {w_q.shape[0]} "
+                               f"outputs, expected H*(nope+rope)={H * (n + r)}")
+    w_uk = tensor(weights, node, "w_uk", (H, n, C)).astype(np.float64)
+    w_uv = tensor(weights, node, "w_uv", (H, C, v)).astype(np.float64)
+    w_o = tensor(weights, node, "w_o").astype(np.float64)                                       # (d, H*v)
+    qh = w_q.astype(np.float64).reshape(H, n + r, -1) * (n + r) ** -0.5
+    q_lat = np.einsum("hnc,hni->ihc", w_uk, qh[:, :n])                                           # (in, H, C)
+    q_pe = qh[:, n:].transpose(2, 0, 1)                                                           # (in, H, r)
+    P = rope_rotation(r)
+    kv_a = tensor(weights, node, "w_kv_a", (C + r, w_o.shape[0])).astype(np.float64).T          # (d, C + r)
+    return {"q_lat": q_lat.reshape(-1, H * C), "q_pe": q_pe.reshape(-1, H * r), "q_rot": (q_pe @ P).reshape(-1, H * r),
+            "c_kv": kv_a[:, :C], "k_pe": kv_a[:, C:], "k_rot": kv_a[:, C:] @ P,
+            "ov": np.einsum("hcv,dhv->hcd", w_uv, w_o.reshape(-1, H, v)).reshape(H * C, -1)}
+
+
 class MLAttention:
     def __init__(self, node, weights, ctx):
         a = node["attrs"]
-        H, n, r, v, C = (attr(node, k, int) for k in ("n_heads", "qk_nope_head_dim", "qk_rope_head_dim",
-                                                       "v_head_dim", "kv_lora_rank"))
-        if r % 2:
-            raise ModelFormatError(f"mla_attention layer {a.get('layer')}: qk_rope_head_dim={r} must be even")
+        w = absorbed_projections(node, weights)
+        H, r, C = attr(node, "n_heads", int), attr(node, "qk_rope_head_dim", int), attr(node, "kv_lora_rank", int)
         self.ctx, self.H, self.r, self.C = ctx, H, r, C
         self.eps = float(attr(node, "eps", float))
         S = attr(node, "max_positions", int)
-        w_q = tensor(weights, node, "w_q") if "w_q" in a else tensor(weights, node, "w_q_b")    # (H*(n+r), in)
-        if w_q.shape[0] != H * (n + r):
-            raise ModelFormatError(f"mla_attention layer {a.get('layer')}: q projection has {w_q.shape[0]} "
-                                   f"outputs, expected H*(nope+rope)={H * (n + r)}")
-        w_uk = tensor(weights, node, "w_uk", (H, n, C)).astype(np.float64)
-        w_uv = tensor(weights, node, "w_uv", (H, C, v)).astype(np.float64)
-        w_o = tensor(weights, node, "w_o").astype(np.float64)                                   # (d, H*v)
-        scale = (n + r) ** -0.5
-        qh = w_q.astype(np.float64).reshape(H, n + r, -1) * scale
-        q_lat = np.einsum("hnc,hni->ihc", w_uk, qh[:, :n])                                       # (in, H, C)
-        q_pe = qh[:, n:].transpose(2, 0, 1)                                                       # (in, H, r)
-        P = rope_rotation(r)
-        q_pe, q_rot, q_lat = q_pe.reshape(-1, H * r), (q_pe @ P).reshape(-1, H * r), q_lat.reshape(-1, H * C)
-        kv_a = tensor(weights, node, "w_kv_a", (C + r, w_o.shape[0])).astype(np.float64).T      # (d, C + r)
-        k_pe, k_rot, c_kv = kv_a[:, C:], kv_a[:, C:] @ P, kv_a[:, :C]
-        self.ov = np.einsum("hcv,dhv->hcd", w_uv, w_o.reshape(-1, H, v)).reshape(H * C, -1).astype(np.float32)
+        self.ov = w["ov"].astype(np.float32)
         if "w_q" in a:
-            w_in, self.q_a, self.w_qb = [q_pe, k_pe, q_rot, k_rot, q_lat, c_kv], 0, None
+            w_in, self.q_a, self.w_qb = [w[k] for k in ("q_pe", "k_pe", "q_rot", "k_rot", "q_lat", "c_kv")], 0, None
         else:
             w_q_a = tensor(weights, node, "w_q_a").T
             self.q_a = w_q_a.shape[1]
             self.q_a_norm = tensor(weights, node, "w_q_a_norm", (self.q_a,))
-            w_in = [w_q_a, k_pe, k_rot, c_kv]
-            self.w_qb = np.ascontiguousarray(np.concatenate([q_pe, q_rot, q_lat], 1), dtype=np.float32)
+            w_in = [w_q_a, w["k_pe"], w["k_rot"], w["c_kv"]]
+            self.w_qb = np.ascontiguousarray(np.concatenate([w["q_pe"], w["q_rot"], w["q_lat"]], 1), dtype=np.float32)
         self.w_in = np.ascontiguousarray(np.concatenate(w_in, 1), dtype=np.float32)
         self.kv_norm = tensor(weights, node, "w_kv_a_norm", (C,))
-        inv = 1.0 / (float(attr(node, "rope_theta", float)) ** (np.arange(0, r, 2, dtype=np.float64) / r))
-        ang = np.arange(S, dtype=np.float64)[:, None] * inv[None, :]
+        ang = rope_angles(S, r, float(attr(node, "rope_theta", float)))
         self.cos = np.tile(np.cos(ang), 2 * (H + 1)).astype(np.float32)          # (S, (H+1) r): q's heads, then k
         self.sin = np.tile(np.sin(ang), 2 * (H + 1)).astype(np.float32)
         self.q = np.zeros((H, r + C), np.float32)                                # decode: per head [q_pe | q_lat]

@@ -12,7 +12,6 @@ import numpy as np
 
 from runtime import generate as gen
 from runtime.errors import ModelFormatError, TinyR1Error
-from runtime.generate import Answer  # noqa: F401  (re-exported: runtime.model.Answer)
 from runtime.loader import read_document
 from runtime.mla import MLAttention
 from runtime.ops import OPS, Ctx
@@ -179,8 +178,6 @@ class Model:
         """Generate to completion -> Answer with thinking, answer, token count and timings."""
         return gen.answer(self, question, **kw)
 
-
-_between = gen.between
 
 
 def load(path):

@@ -52,6 +52,18 @@ def write_compiled(path, cfg, quant="float32", seed=1):
     return str(path)
 
 
+STUDENT = "bundled student"                  # the export tests' name for the bundled int8 student
+BIG = dict(initializer_range=0.15)           # export tests: logits of a few units, so 1e-4 is a tight bound
+
+
+def compiled_case(request, d, case, configs, quant):
+    """An export test case's model file: the bundled student (int8, the session's `student_file`) or
+    random weights of small_student(**BIG, **configs[case]) compiled with `quant` into directory d."""
+    if case == STUDENT:
+        return request.getfixturevalue("student_file")
+    return write_compiled(d / "model.msgpack", small_student(**BIG, **configs[case]), quant)
+
+
 ROOT = __import__("os").path.dirname(__import__("os").path.dirname(__import__("os").path.abspath(__file__)))
 
 

@@ -11,14 +11,14 @@ pytest.importorskip("llama_cpp")
 from compiler.export.common import ExportError, load_compiled  # noqa: E402
 from compiler.export.gguf_emulate import forward  # noqa: E402
 from compiler.export.gguf_export import LlamaRunner, export, model_layout, q8_0_sources  # noqa: E402
-from conftest import small_student, write_compiled  # noqa: E402
+from conftest import STUDENT, compiled_case  # noqa: E402
 from runtime.model import ContextOverflowError, load  # noqa: E402
 
 TOL = 1e-4              # F32 logits, llama.cpp vs our runtime on the same (dequantized) weights
 T, PROMPT = 12, 5       # tokens per random sequence; the decode check prefills PROMPT then steps
 
-# random_params gives every config a non-zero correction bias, so selection differs from scores
-BIG = dict(initializer_range=0.15)      # logits of a few units, so 1e-4 is a tight bound
+# random_params gives every config a non-zero correction bias, so selection differs from scores;
+# conftest.BIG makes their logits a few units, so 1e-4 is a tight bound
 Q8_SHAPES = dict(hidden_size=64, num_attention_heads=2, q_lora_rank=32, kv_lora_rank=32, qk_nope_head_dim=16,
                  qk_rope_head_dim=16, v_head_dim=16, intermediate_size=64, moe_intermediate_size=32)
 CONFIGS = {
@@ -30,7 +30,6 @@ CONFIGS = {
                                                 n_group=2, topk_group=1, routed_scaling_factor=2.0),
 }
 Q8_CONFIG = "rows of 32: q_lora, tied, no shared"
-STUDENT = "bundled student"
 PROMPTS = ["What is 47+38?", "What is 12*7?", "Solve 3x+5=20.", "Count the letters in banana."]
 
 
@@ -43,10 +42,7 @@ def exported(request, tmp_path_factory):
     def get(case, weights):
         if (case, weights) not in done:
             d = tmp_path_factory.mktemp("gguf")
-            if case == STUDENT:
-                path = request.getfixturevalue("student_file")
-            else:
-                path = write_compiled(d / "model.msgpack", small_student(**BIG, **CONFIGS[case]), weights)
+            path = compiled_case(request, d, case, CONFIGS, weights)
             out = str(d / f"model.{weights}.gguf")
             done[case, weights] = path, out, export(path, out, weights=weights)
         return done[case, weights]

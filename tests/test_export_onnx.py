@@ -10,21 +10,20 @@ ort = pytest.importorskip("onnxruntime")
 
 from compiler.export.common import ExportError, load_compiled  # noqa: E402
 from compiler.export.onnx_export import OrtRunner, export  # noqa: E402
-from conftest import small_student, write_compiled  # noqa: E402
+from conftest import STUDENT, compiled_case  # noqa: E402
 from runtime.model import ContextOverflowError, load  # noqa: E402
 
 TOL = 1e-4              # logits, ORT vs our runtime on the same (dequantized) weights
 CACHE_TOL = 1e-5        # latent cache rows, O(1) values after RMSNorm / RoPE
 T, PROMPT = 12, 7       # tokens per test sequence; the decode loop prefills PROMPT then steps one by one
 
-# random_params gives every config a non-zero correction bias, so selection differs from scores
-BIG = dict(initializer_range=0.15)      # logits of a few units, so 1e-4 is a tight bound
+# random_params gives every config a non-zero correction bias, so selection differs from scores;
+# conftest.BIG makes their logits a few units, so 1e-4 is a tight bound
 CONFIGS = {
     "q_lora, 1 of 2 groups, scaled": dict(q_lora_rank=6, n_group=2, topk_group=1, routed_scaling_factor=2.5),
     "plain q, all MoE, no norm_topk": dict(first_k_dense_replace=0, norm_topk_prob=False, routed_scaling_factor=1.5),
     "tied head, no shared expert, MTP": dict(tie_word_embeddings=True, n_shared_experts=0, num_nextn_predict_layers=1),
 }
-STUDENT = "bundled student"
 CASES = [(c, w) for c in list(CONFIGS) + [STUDENT] for w in ("float32", "int8")]
 
 
@@ -37,10 +36,7 @@ def exported(request, tmp_path_factory):
     def get(case, weights):
         if (case, weights) not in done:
             d = tmp_path_factory.mktemp("onnx")
-            if case == STUDENT:
-                path = request.getfixturevalue("student_file")
-            else:
-                path = write_compiled(d / "model.msgpack", small_student(**BIG, **CONFIGS[case]), weights)
+            path = compiled_case(request, d, case, CONFIGS, weights)
             done[case, weights] = path, str(d / "onnx"), export(path, str(d / "onnx"), weights=weights)
         return done[case, weights]
     return get

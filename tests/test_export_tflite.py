@@ -7,27 +7,24 @@ import pytest
 litert = pytest.importorskip("ai_edge_litert.interpreter")
 schema = pytest.importorskip("ai_edge_litert.schema_py_generated")
 
-from compiler.compile import compile_model  # noqa: E402
 from compiler.export.common import ExportError, load_compiled  # noqa: E402
 from compiler.export.tflite_export import LiteRtRunner, export, run_logits  # noqa: E402
-from conftest import random_params, small_student  # noqa: E402
+from conftest import STUDENT, compiled_case  # noqa: E402
 from runtime.model import ContextOverflowError, load  # noqa: E402
-from runtime.tokenizer import Tokenizer  # noqa: E402
 
 Interpreter = litert.Interpreter
 TOL = 1e-4              # logits, LiteRT vs our runtime on the same (dequantized) weights
 PROMPT = 13             # a prompt shorter than seq_len, padded at the end
 STUDENT_SEQ_LEN = 48    # the student's context is 256; a shorter graph keeps the test fast
 
-# random_params gives every config a non-zero correction bias, so selection differs from scores
-BIG = dict(initializer_range=0.15)      # logits of a few units, so 1e-4 is a tight bound
+# random_params gives every config a non-zero correction bias, so selection differs from scores;
+# conftest.BIG makes their logits a few units, so 1e-4 is a tight bound
 CONFIGS = {
     "q_lora, 1 of 2 groups, scaled, wide shared": dict(q_lora_rank=6, n_group=2, topk_group=1,
                                                        routed_scaling_factor=2.5, n_shared_experts=2),
     "plain q, all MoE, no norm_topk": dict(first_k_dense_replace=0, norm_topk_prob=False, routed_scaling_factor=1.5),
     "tied head, no shared expert, MTP": dict(tie_word_embeddings=True, n_shared_experts=0, num_nextn_predict_layers=1),
 }
-STUDENT = "bundled student"
 CASES = list(CONFIGS) + [STUDENT]
 
 
@@ -40,13 +37,8 @@ def exported(request, tmp_path_factory):
     def get(case):
         if case not in done:
             d = tmp_path_factory.mktemp("tflite")
-            if case == STUDENT:
-                path, seq_len = request.getfixturevalue("student_file"), STUDENT_SEQ_LEN
-            else:
-                cfg = small_student(**BIG, **CONFIGS[case])
-                path, seq_len = str(d / "model.msgpack"), None
-                with open(path, "wb") as f:
-                    f.write(compile_model(random_params(cfg), cfg, Tokenizer(), quant="float32")[0])
+            path = compiled_case(request, d, case, CONFIGS, "float32")
+            seq_len = STUDENT_SEQ_LEN if case == STUDENT else None
             out = str(d / "model.tflite")
             done[case] = path, out, export(path, out, seq_len=seq_len)
         return done[case]

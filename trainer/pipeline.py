@@ -151,13 +151,16 @@ def results_table(recipe, out_dir):
     minutes of compute (the stage's own, and with every stage it builds on, each counted once)."""
     from runtime.tasks import FAMILIES
     names = {s.name: s for s in recipe.stages}
-    record = json.load(open(os.path.join(out_dir, "pipeline.json")))
+    with open(os.path.join(out_dir, "pipeline.json")) as f:
+        record = json.load(f)
 
     def own_minutes(name):
         out = record.get(name, {}).get("output")
         if names[name].kind != "rejection" and out and os.path.exists(os.path.join(out, "checkpoint.json")):
-            return json.load(open(os.path.join(out, "checkpoint.json"))).get("train_seconds", 0.0) / 60
+            with open(os.path.join(out, "checkpoint.json")) as f:
+                return json.load(f).get("train_seconds", 0.0) / 60
         return record.get(name, {}).get("wall_seconds", 0.0) / 60
+    minutes = {name: own_minutes(name) for name in names}            # read each checkpoint once
 
     def chain(name, seen):
         if name in names and name not in seen:
@@ -176,9 +179,9 @@ def results_table(recipe, out_dir):
         rows = {r["family"]: r for r in json.load(open(path)) if r["split"] == "heldout"}
         acc = [rows[f]["accuracy"] for f in fams if f in rows]
         fmt = sum(r["format"] * r["n"] for r in rows.values()) / sum(r["n"] for r in rows.values())
-        total = sum(own_minutes(n) for n in chain(st.name, set()))
+        total = sum(minutes[n] for n in chain(st.name, set()))
         label = f"{st.name}" + (f": {st.description}" if st.description else "")
         lines.append(f"| {label} | " + " | ".join(f"{100 * rows[f]['accuracy']:.1f}" if f in rows else "-"
                                                     for f in fams)
-                     + f" | {100 * sum(acc) / len(acc):.1f} | {100 * fmt:.2f}% | {own_minutes(st.name):.1f} / {total:.1f} |")
+                     + f" | {100 * sum(acc) / len(acc):.1f} | {100 * fmt:.2f}% | {minutes[st.name]:.1f} / {total:.1f} |")
     return "\n".join(lines)

@@ -397,7 +397,7 @@ class LlamaRunner:
         bad = [i for i in ids if not 0 <= i < self.V]
         if bad:
             raise ValueError(f"token id {bad[0]} is outside the vocabulary (0..{self.V - 1})")
-        self.llm.eval(ids)
+        self.llm.eval(ids)                       # llama.cpp evaluates the tokens (llama_cpp.Llama.eval)
         self.pos += len(ids)
 
     def _last(self):

@@ -7,6 +7,8 @@ C kv_lora_rank, S cached positions (past + this call), E routed experts, K exper
 import numpy as np
 from onnx import helper, numpy_helper
 
+from runtime.mla import rope_angles
+
 OPSET = 21          # the first opset whose DequantizeLinear takes block_size (blocked quantization)
 
 
@@ -124,8 +126,7 @@ def rope_tables(b, theta, r, max_positions):
     """cos, sin (max_positions, r/2) initializers, computed in float64 then float32 like the runtime."""
     key = ("rope", theta, r, max_positions)
     if key not in b.memo:
-        inv = 1.0 / (theta ** (np.arange(0, r, 2, dtype=np.float64) / r))
-        ang = np.arange(max_positions, dtype=np.float64)[:, None] * inv[None, :]
+        ang = rope_angles(max_positions, r, theta)
         tag = f"rope.r{r}.theta{theta:g}.S{max_positions}"
         b.memo[key] = (b.init(f"{tag}.cos", np.cos(ang).astype(np.float32)),
                         b.init(f"{tag}.sin", np.sin(ang).astype(np.float32)))

@@ -15,6 +15,7 @@ Weights are re-laid out in numpy once, as runtime/mla.py and runtime/moe.py prep
 import numpy as np
 
 from compiler.export.common import ExportError
+from runtime.mla import absorbed_projections, rope_angles
 
 NEG = -1e30     # a finite "minus infinity": exp(NEG - max) is 0.0 in float32, and NEG + 1.0 == NEG
 
@@ -54,40 +55,16 @@ def rope(b, v, v_rot, cos, sin):
 def rope_tables(T, r, theta):
     """cos, sin (T, r) for positions 0..T-1, float64 then float32 like runtime/mla.py; the two halves of
     each row are equal because pair (i, i + r/2) shares an angle."""
-    inv = 1.0 / (theta ** (np.arange(0, r, 2, dtype=np.float64) / r))
-    ang = np.arange(T, dtype=np.float64)[:, None] * inv[None, :]
+    ang = rope_angles(T, r, theta)
     return np.tile(np.cos(ang), 2).astype(np.float32), np.tile(np.sin(ang), 2).astype(np.float32)
 
 
-def rot_rows(w, axis):
-    """The projection of rot(v) = [-v2, v1] from the projection w of v (rows along `axis`)."""
-    w1, w2 = np.split(w, 2, axis=axis)
-    return np.concatenate([-w2, w1], axis=axis)
-
-
 # ---------------------------------------------------------------- attention
-def mla_weights(weights, a):
-    """The layer's folded projections (float32): q_lat (H*C, in), q_pe and q_rot (H*r, in), c_kv (C, d),
-    k_pe and k_rot (r, d), ov (d, H*C). `in` is d, or q_lora_rank with a q LoRA."""
-    H, n, r, v, C = (int(a[k]) for k in ("n_heads", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim",
-                                         "kv_lora_rank"))
-    if r % 2:
-        raise ExportError(f"mla_attention layer {a['layer']}: qk_rope_head_dim={r} must be even for RoPE's "
-                          f"half-split pairs")
-    w_q = weights[a["w_q"] if "w_q" in a else a["w_q_b"]].astype(np.float64)         # (H(n+r), in)
-    if w_q.shape[0] != H * (n + r):
-        raise ExportError(f"mla_attention layer {a['layer']}: the q projection has {w_q.shape[0]} outputs, "
-                          f"expected H*(nope+rope)={H * (n + r)}")
-    qh = w_q.reshape(H, n + r, -1) * (n + r) ** -0.5                                 # (H, n+r, in), scaled
-    w_uk = weights[a["w_uk"]].astype(np.float64)                                      # (H, n, C)
-    w_uv = weights[a["w_uv"]].astype(np.float64)                                      # (H, C, v)
-    w_o = weights[a["w_o"]].astype(np.float64)                                        # (d, H v)
-    kv_a = weights[a["w_kv_a"]]                                                       # (C + r, d)
-    folded = {"q_lat": np.einsum("hnc,hni->hci", w_uk, qh[:, :n]).reshape(H * C, -1),
-              "q_pe": qh[:, n:].reshape(H * r, -1), "q_rot": rot_rows(qh[:, n:], 1).reshape(H * r, -1),
-              "c_kv": kv_a[:C], "k_pe": kv_a[C:], "k_rot": rot_rows(kv_a[C:], 0),
-              "ov": np.einsum("hcv,dhv->dhc", w_uv, w_o.reshape(-1, H, v)).reshape(-1, H * C)}
-    return {k: np.ascontiguousarray(w, dtype=np.float32) for k, w in folded.items()}
+def mla_weights(weights, node):
+    """The layer's folded projections, runtime/mla.py's absorbed_projections transposed for
+    FULLY_CONNECTED (float32): q_lat (H*C, in), q_pe and q_rot (H*r, in), c_kv (C, d), k_pe and k_rot
+    (r, d), ov (d, H*C). `in` is d, or q_lora_rank with a q LoRA."""
+    return {k: np.ascontiguousarray(w.T, dtype=np.float32) for k, w in absorbed_projections(node, weights).items()}
 
 
 def mla_attention(b, compiled, x, node):
@@ -96,7 +73,7 @@ def mla_attention(b, compiled, x, node):
     H, r, C, eps = int(a["n_heads"]), int(a["qk_rope_head_dim"]), int(a["kv_lora_rank"]), float(a["eps"])
     T = x.shape[0]
     prefix = a["w_o"].rsplit(".", 1)[0]                                              # e.g. layers.0.self_attn
-    w = {k: b.const(m, name=f"{prefix}.{k}") for k, m in mla_weights(compiled.weights, a).items()}
+    w = {k: b.const(m, name=f"{prefix}.{k}") for k, m in mla_weights(compiled.weights, node).items()}
     cos, sin = rope_tables(T, r, float(a["rope_theta"]))
     xq = x if "w_q" in a else rmsnorm(b, linear(b, x, weight(b, compiled, a["w_q_a"])),
                                       weight(b, compiled, a["w_q_a_norm"]), eps)     # (T, in)

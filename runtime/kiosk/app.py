@@ -218,7 +218,7 @@ class Kiosk:
 
     def _answer(self, job):
         """Stream one answer onto the display -> the next thing to do (a Job, "stop" or None)."""
-        from runtime.model import _between
+        from runtime.generate import between
         from runtime.tasks import score
         self.stats["accepted"] += 1
         self.presses += 1
@@ -236,8 +236,8 @@ class Kiosk:
             try:
                 for piece in gen:
                     text += piece
-                    v.thinking = (_between(text, "<think>", "</think>") or "").strip()
-                    ans = _between(text, "<answer>", "</answer>")
+                    v.thinking = (between(text, "<think>", "</think>") or "").strip()
+                    ans = between(text, "<answer>", "</answer>")
                     v.answer, v.status = (ans, "answering") if ans is not None else ("", "thinking")
                     v.tokens += 1
                     v.tokens_per_second = v.tokens / max(self.clock() - job.pressed_at, 1e-9)
