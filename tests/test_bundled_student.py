@@ -10,9 +10,11 @@ from runtime.model import Model
 from runtime.tasks import FAMILIES
 from trainer import checkpoint
 from trainer.model import count_params
+from trainer.recipe import load_recipe
 from trainer.tasks import target
 
-CKPT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "trainer", "checkpoints", "student")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CKPT = os.path.join(ROOT, "trainer", "checkpoints", "student")
 SEED_QUESTIONS = ["What is 47+38?", "How many r in strawberry?", "Solve 3x+5=20",
                   "A train travels 300 km in 5 hours. What is its average speed?", "Solve x^2-5x+6=0",
                   "What is fib(10)?", "Sort 5 3 9 1"]
@@ -31,6 +33,20 @@ def test_size_and_shipped_metadata(student):
     assert count_params(cfg) <= 2_000_000
     assert "optim_step" not in info and not os.path.exists(os.path.join(CKPT, "optim.npz"))
     assert info["eval"], "the checkpoint records its eval table"
+
+
+def test_recorded_recipe_describes_the_bundle(student):
+    # checkpoint.json names the recipe and stage that trained it; follow that stage's init chain back to
+    # the stage that built the model, whose configuration must be the bundle's
+    params, cfg, tok, info, *_ = student
+    stages = {s.name: s for s in load_recipe(os.path.join(ROOT, info["recipe_file"])).stages}
+    st = stages[info["stage"]]
+    assert st.recipe.sft.steps == info["step"]
+    while st.recipe.sft.init in stages:
+        st = stages[st.recipe.sft.init]
+    have = cfg.to_dict()
+    diff = {k: (v, have[k]) for k, v in st.recipe.model.to_dict().items() if have[k] != v}
+    assert not diff, f"{info['recipe_file']} {st.name}: model differs from the bundle in {diff}"
 
 
 def test_int8_file_is_at_most_1_15_bytes_per_parameter(student):

@@ -174,11 +174,17 @@ def test_pipeline_recipe_errors(stages, message):
     assert str(e.value).startswith("p.yaml")
 
 
-def test_shipped_r1_and_grpo_recipes_load():
-    r = load_recipe(os.path.join(ROOT, "trainer", "recipes", "r1.yaml"))
+@pytest.mark.parametrize("name", ["r1.yaml", "r1-kiosk.yaml"])
+def test_shipped_r1_and_grpo_recipes_load(name):
+    r = load_recipe(os.path.join(ROOT, "trainer", "recipes", name))
     kinds = {s.name: s.kind for s in r.stages}
     assert kinds["teacher-sft"] == "sft" and kinds["teacher-grpo"] == "grpo" and kinds["rejection"] == "rejection"
     distill = next(s for s in r.stages if s.name == "student-distill").recipe.sft
     assert distill.teacher == "teacher-grpo" and distill.datasets == ["rejection"] and distill.kl_weight > 0
+    # row 2 is the honest control of row 3: the same start, number of steps and learning-rate schedule
+    sft = {s.name: s.recipe.sft for s in r.stages if s.kind == "sft"}
+    control, grpo = sft["student-sft-more"], next(s for s in r.stages if s.name == "student-grpo").recipe.grpo
+    assert control.init == grpo.init == "student-sft" and control.split == sft["student-sft"].split
+    assert (control.steps, control.lr, control.min_lr) == (grpo.steps, grpo.lr, grpo.min_lr)
     g = load_recipe(os.path.join(ROOT, "trainer", "recipes", "student-grpo.yaml"))
     assert g.grpo.init == "trainer/checkpoints/student"
