@@ -179,7 +179,6 @@ class Model:
         return gen.answer(self, question, **kw)
 
 
-
 def load(path):
     """Read, validate and prepare a compiled model file -> Model. Raises ModelFormatError."""
     return Model(read_document(path), path)

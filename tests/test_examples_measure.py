@@ -5,8 +5,9 @@ import subprocess
 import sys
 
 from conftest import ROOT
+from runtime.bench import ONE_THREAD
 
-ENV = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONPATH=ROOT)
+ENV = dict(os.environ, **ONE_THREAD, PYTHONPATH=ROOT)
 
 
 def run(script, *args):

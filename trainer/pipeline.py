@@ -176,7 +176,8 @@ def results_table(recipe, out_dir):
         path = os.path.join(out_dir, st.name, "eval.json")
         if not os.path.exists(path):
             continue
-        rows = {r["family"]: r for r in json.load(open(path)) if r["split"] == "heldout"}
+        with open(path) as f:
+            rows = {r["family"]: r for r in json.load(f) if r["split"] == "heldout"}
         acc = [rows[f]["accuracy"] for f in fams if f in rows]
         fmt = sum(r["format"] * r["n"] for r in rows.values()) / sum(r["n"] for r in rows.values())
         total = sum(minutes[n] for n in chain(st.name, set()))
