@@ -29,7 +29,33 @@ $(VENV)/.demo: setup.py | $(VENV)/bin/python
 	$(PY) -m pip install --quiet -e '.[train,kiosk]'
 	touch $@
 
-$(VENV)/.test: setup.py | $(VENV)/bin/python
+# llama.cpp (the `interop` extra's llama-cpp-python) compiles from source, by default with the build
+# machine's own instructions (GGML_NATIVE=ON): such a wheel can die with SIGILL on another CPU, and on an
+# Intel CPU with AMX even on the one that built it. We build one wheel with a fixed instruction set instead:
+# x86-64-v3 (AVX2, FMA, F16C: every Intel since Haswell, 2013, and AMD since Excavator, 2015) where the CPU
+# has AVX2, the plain x86-64 baseline where it has not, and ggml's portable default on arm64. The wheel is
+# kept under .wheels/<variant>-<hash>/ so that pip's own cache (keyed by version, not by flags) never serves a
+# native build in its place.
+LLAMA_CPP     := llama-cpp-python==0.3.36
+ARCH          := $(shell uname -m)
+LLAMA_VARIANT := $(if $(filter x86_64,$(ARCH)),$(if $(shell grep -qw avx2 /proc/cpuinfo && echo y),x86-64-v3,x86-64),$(ARCH))
+LLAMA_CMAKE_x86-64-v3 := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+  -DGGML_AVX512=OFF -DGGML_AVX_VNNI=OFF -DGGML_BMI2=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF
+LLAMA_CMAKE_x86-64    := -DGGML_NATIVE=OFF -DGGML_AVX=OFF -DGGML_AVX2=OFF -DGGML_FMA=OFF -DGGML_F16C=OFF \
+  -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF
+LLAMA_CMAKE_aarch64   := -DGGML_NATIVE=OFF
+LLAMA_CMAKE   := $(LLAMA_CMAKE_$(LLAMA_VARIANT)) -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF
+# the directory is named by the version and flags, so only a change of those rebuilds
+LLAMA_WHEELS  := .wheels/$(LLAMA_VARIANT)-$(shell echo '$(LLAMA_CPP) $(LLAMA_CMAKE)' | sha256sum | cut -c1-8)
+
+$(LLAMA_WHEELS)/.stamp: | $(VENV)/bin/python
+	@echo "building $(LLAMA_CPP) for $(LLAMA_VARIANT) (about 5 minutes on 2 cores, once): $(LLAMA_CMAKE)"
+	rm -rf $(LLAMA_WHEELS) && mkdir -p $(LLAMA_WHEELS)
+	CMAKE_ARGS="$(LLAMA_CMAKE)" $(PY) -m pip wheel --quiet --no-deps --no-cache-dir -w $(LLAMA_WHEELS) $(LLAMA_CPP)
+	touch $@
+
+$(VENV)/.test: setup.py $(LLAMA_WHEELS)/.stamp | $(VENV)/bin/python
+	$(PY) -m pip install --quiet --force-reinstall --no-deps $(LLAMA_WHEELS)/llama_cpp_python-*.whl
 	$(PY) -m pip install --quiet -e '.[train,kiosk,dev,deploy,oracle,interop]'
 	touch $@
 
@@ -48,13 +74,18 @@ demo: $(VENV)/.demo $(MODEL)
 	@echo "--- the kiosk, simulated: firmware_configs/pi5-ssd1306.yaml, every button pressed once"
 	$(VENV)/bin/tinyr1 simulate --config firmware_configs/pi5-ssd1306.yaml --model $(MODEL) --gif kiosk.gif
 
-# The flashing tests need a real sshd on 127.0.0.1 and systemd-analyze (Debian packages).
+# The flashing tests need a real sshd on 127.0.0.1 and systemd-analyze; the portable-build test runs
+# llama.cpp on an emulated older CPU with qemu-user-static, and reads its instructions with objdump
+# (Debian packages).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+QEMU := $(if $(filter x86_64,$(ARCH)),qemu-x86_64-static,qemu-aarch64-static)
 system-tools:
-	@command -v /usr/sbin/sshd >/dev/null && command -v systemd-analyze >/dev/null || { \
-	  echo "installing openssh-server and systemd (for systemd-analyze) with apt-get"; \
+	@command -v /usr/sbin/sshd >/dev/null && command -v systemd-analyze >/dev/null && \
+	  command -v $(QEMU) >/dev/null && command -v objdump >/dev/null || { \
+	  echo "installing openssh-server, systemd (for systemd-analyze), qemu-user-static and binutils with apt-get"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive \
-	    apt-get install -y -qq --no-install-recommends openssh-server openssh-client systemd >/dev/null; }
+	    apt-get install -y -qq --no-install-recommends openssh-server openssh-client systemd qemu-user-static \
+	    binutils >/dev/null; }
 
 test: $(VENV)/.test $(FLOOR)/.stamp system-tools
 	$(PY) -m pytest -n 2 -q tests
@@ -64,4 +95,4 @@ test: $(VENV)/.test $(FLOOR)/.stamp system-tools
 	  tests/test_kiosk.py tests/test_kiosk_display.py tests/test_kiosk_config.py
 
 clean:
-	rm -rf $(VENV) $(FLOOR) build .pytest_cache
+	rm -rf $(VENV) $(FLOOR) build .pytest_cache .wheels

@@ -7,7 +7,9 @@ pool pinned to one thread: it imports its engine and loads the model (load time,
 then for each seed question prefills the prompt (first-token latency = prefill + argmax) and decodes
 greedily exactly as many tokens as our runtime generates for that question, so every engine does the
 same work. Peak RSS is the process's. LiteRT runs a fixed-length prefill graph only: no decode figure.
-Rounds alternate engines; each engine's best round is reported.
+Rounds alternate engines; each engine's best round is reported. A peer that crashes (llama.cpp built for
+another CPU dies with SIGILL) is reported as such in its row, and the other engines are still measured.
+The result names the CPU and the llama.cpp build it raced (llama.cpp's own system-info line).
 """
 import json
 import os
@@ -15,7 +17,8 @@ import subprocess
 import sys
 import tempfile
 
-from runtime.bench import ONE_THREAD, QUESTIONS
+from compiler.export.isolated import death, open_runner
+from runtime.bench import ONE_THREAD, QUESTIONS, cpu_name
 
 PEERS = ("llama.cpp", "onnxruntime", "litert")
 
@@ -23,9 +26,10 @@ CHILD = r"""
 import json, sys, time
 engine, path, jobs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 t0 = time.perf_counter()
-from compiler.bench import open_engine
+from compiler.bench import engine_build, open_engine
 prefill, step, speculative = open_engine(engine, path)
 load_s = time.perf_counter() - t0
+build = engine_build(engine)
 import numpy as np
 rows = []
 for ids, n_gen in jobs:
@@ -44,7 +48,7 @@ for ids, n_gen in jobs:
             n += 1
     rows.append({"prompt": len(ids), "first_s": first, "decode_s": time.perf_counter() - t, "decoded": n})
 from runtime.bench import peak_rss_mb
-print(json.dumps({"load_s": load_s, "rows": rows, "peak_rss_mb": peak_rss_mb()}))
+print(json.dumps({"load_s": load_s, "rows": rows, "peak_rss_mb": peak_rss_mb(), "build": build}))
 """
 
 
@@ -60,19 +64,26 @@ def open_engine(engine, path):
         if engine == "tinyr1":
             return prefill, m.step, None
         return prefill, None, lambda ids, n_gen: _speculative(m, ids, n_gen)
-    if engine == "onnxruntime":
-        from compiler.export.onnx_export import OrtRunner
-        r = OrtRunner(path, threads=1)
-        return r.prefill, r.step, None
+    if engine not in PEERS:
+        raise ValueError(f"unknown engine {engine!r}; engines: tinyr1, tinyr1+mtp, {', '.join(PEERS)}")
+    r = open_runner(engine, path, threads=1)       # this is already a child process of the benchmark
+    return r.prefill, getattr(r, "step", None), None
+
+
+def engine_build(engine):
+    """What was raced: the package version and, for llama.cpp, its system-info line (the instruction
+    sets its ggml was compiled for)."""
     if engine == "llama.cpp":
-        from compiler.export.gguf_export import LlamaRunner
-        r = LlamaRunner(path, threads=1)
-        return r.prefill, r.step, None
+        import llama_cpp
+        return f"llama-cpp-python {llama_cpp.__version__}: {llama_cpp.llama_print_system_info().decode().strip()}"
+    if engine == "onnxruntime":
+        import onnxruntime
+        return f"onnxruntime {onnxruntime.__version__}"
     if engine == "litert":
-        from compiler.export.tflite_export import LiteRtRunner
-        r = LiteRtRunner(path, threads=1)
-        return r.prefill, None, None
-    raise ValueError(f"unknown engine {engine!r}; engines: tinyr1, tinyr1+mtp, {', '.join(PEERS)}")
+        from importlib.metadata import version
+        return f"ai-edge-litert {version('ai-edge-litert')}"
+    import numpy
+    return f"numpy {numpy.__version__}"
 
 
 def _speculative(model, ids, n_gen):
@@ -120,11 +131,14 @@ def jobs_for(model_path, questions):
 
 
 def measure_once(engine, path, jobs):
+    """One fresh process's figures, or {"error": "llama.cpp died with SIGILL", "stderr": ...}."""
     env = dict(os.environ, **ONE_THREAD)
     out = subprocess.run([sys.executable, "-c", CHILD, engine, path, json.dumps(jobs)], env=env,
                          capture_output=True, text=True, timeout=1800)
     if out.returncode:
-        raise RuntimeError(f"{engine} failed:\n{out.stderr[-2000:]}")
+        last = (out.stderr.strip().splitlines() or [""])[-1]
+        why = death(engine, out.returncode) + (f": {last}" if out.returncode > 0 and last else "")
+        return {"error": why, "stderr": out.stderr[-2000:]}
     r = json.loads(out.stdout.strip().splitlines()[-1])
     rows = r["rows"]
     decoded = sum(x["decoded"] for x in rows)
@@ -132,7 +146,8 @@ def measure_once(engine, path, jobs):
     return {"load_s": r["load_s"], "peak_rss_mb": r["peak_rss_mb"],
             "prefill_tokens_per_s": sum(x["prompt"] for x in rows) / sum(x["first_s"] for x in rows),
             "decode_tokens_per_s": decoded / decode_s if decoded else None,
-            "first_token_ms": 1000 * max(x["first_s"] for x in rows), "decoded_tokens": decoded}
+            "first_token_ms": 1000 * max(x["first_s"] for x in rows), "decoded_tokens": decoded,
+            "build": r["build"]}
 
 
 def run(model_path, peers=PEERS, repeat=3, progress=print):
@@ -145,25 +160,35 @@ def run(model_path, peers=PEERS, repeat=3, progress=print):
         paths = {e: export_for(e, model_path, tmp, seq_len) for e in engines}
         for r in range(repeat):
             for e in engines:                                   # alternate: every engine sees the same noise
-                runs[e].append(measure_once(e, paths[e], jobs))
-                progress(f"round {r + 1}/{repeat} {e}: decode {_fmt(runs[e][-1]['decode_tokens_per_s'])} tokens/s, "
-                         f"first token {runs[e][-1]['first_token_ms']:.2f} ms")
+                m = measure_once(e, paths[e], jobs)
+                runs[e].append(m)
+                progress(f"round {r + 1}/{repeat} {e}: " + (m["error"] if "error" in m else
+                         f"decode {_fmt(m['decode_tokens_per_s'])} tokens/s, first token {m['first_token_ms']:.2f} ms"))
     best = {e: _best(rs) for e, rs in runs.items()}
-    mtp = best.get("tinyr1+mtp")
+    ours, mtp = best["tinyr1"], best.get("tinyr1+mtp")
     ratios = {}
     for p in peers:
         b = best[p]
-        ratios[p] = {"decode": _ratio(best["tinyr1"]["decode_tokens_per_s"], b["decode_tokens_per_s"]),
-                     "decode_with_mtp": _ratio(mtp["decode_tokens_per_s"], b["decode_tokens_per_s"]) if mtp else None,
-                     "prefill": _ratio(best["tinyr1"]["prefill_tokens_per_s"], b["prefill_tokens_per_s"]),
-                     "first_token_speedup": _ratio(b["first_token_ms"], best["tinyr1"]["first_token_ms"])}
-    return {"model": model_path, "questions": len(jobs), "generated_tokens": sum(n for _, n in jobs),
-            "repeat": repeat, "engines": best, "ratios": ratios,
+        if "error" in b or "error" in ours:
+            ratios[p] = dict.fromkeys(("decode", "decode_with_mtp", "prefill", "first_token_speedup"))
+            continue
+        ratios[p] = {"decode": _ratio(ours["decode_tokens_per_s"], b["decode_tokens_per_s"]),
+                     "decode_with_mtp": _ratio(mtp["decode_tokens_per_s"], b["decode_tokens_per_s"])
+                     if mtp and "error" not in mtp else None,
+                     "prefill": _ratio(ours["prefill_tokens_per_s"], b["prefill_tokens_per_s"]),
+                     "first_token_speedup": _ratio(b["first_token_ms"], ours["first_token_ms"])}
+    return {"model": model_path, "cpu": cpu_name(), "questions": len(jobs),
+            "generated_tokens": sum(n for _, n in jobs), "repeat": repeat, "engines": best, "ratios": ratios,
             "weights": {"tinyr1": "int8 (dequantized at load)", "llama.cpp": "GGUF Q8_0 (our int8 bytes)",
                         "onnxruntime": "ONNX float32", "litert": f"TFLite float32, prefill of {seq_len} tokens"}}
 
 
 def _best(rs):
+    """The best of an engine's rounds; an engine that crashed in every round keeps its first error."""
+    ok = [r for r in rs if "error" not in r]
+    if not ok:
+        return rs[0]
+    rs = ok
     key = lambda r: -(r["decode_tokens_per_s"] or 0) if r["decode_tokens_per_s"] else r["first_token_ms"]
     b = dict(min(rs, key=key))
     b.update(load_s=min(r["load_s"] for r in rs), peak_rss_mb=min(r["peak_rss_mb"] for r in rs),
@@ -187,6 +212,9 @@ def table(result):
     for e, r in result["engines"].items():
         w = result["weights"].get(e.split("+")[0], "")
         w = w + ", MTP drafts" if e.endswith("+mtp") else w
+        if "error" in r:
+            lines.append(f"| {e} | {w} | {r['error']} | | | | |")
+            continue
         lines.append(f"| {e} | {w} | {1000 * r['load_s']:.0f} ms | {_fmt(r['prefill_tokens_per_s'])} | "
                      f"{_fmt(r['decode_tokens_per_s'])} | {r['first_token_ms']:.2f} ms | {r['peak_rss_mb']:.0f} MB |")
     lines += ["", "| ours / peer | decode | decode (MTP drafts) | prefill | first token (peer time / ours) |",
@@ -195,4 +223,6 @@ def table(result):
         f = lambda v: "n/a" if v is None else f"{v:.2f}x"
         lines.append(f"| {p} | {f(x['decode'])} | {f(x['decode_with_mtp'])} | {f(x['prefill'])} | "
                      f"{f(x['first_token_speedup'])} |")
+    lines += ["", f"CPU: {result['cpu']}"]
+    lines += [f"{e}: {r['build']}" for e, r in result["engines"].items() if "build" in r and e != "tinyr1+mtp"]
     return "\n".join(lines)

@@ -46,6 +46,21 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_name():
+    """The CPU a figure came from: /proc/cpuinfo's model name (x86) or Model / Hardware line (arm)."""
+    import platform
+    try:
+        with open("/proc/cpuinfo") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+        fields = {k.strip(): v.strip() for k, v in fields.items()}
+        for key in ("model name", "Model", "Hardware", "cpu model"):
+            if fields.get(key):
+                return f"{fields[key]} ({platform.machine()}, {os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+
+
 def measure(path, repeat=3):
     env = dict(os.environ, **ONE_THREAD)
     runs = []
@@ -63,7 +78,8 @@ def measure(path, repeat=3):
             "load_s": min(r["load_s"] for r in runs),
             "prefill_tokens_per_s": prompt / prefill, "decode_tokens_per_s": (gen - len(rows)) / decode,
             "first_token_ms": 1000 * max(r["prefill_seconds"] for r in rows),
-            "peak_rss_mb": min(r["peak_rss_mb"] for r in runs), "generated_tokens": gen, "repeat": repeat}
+            "peak_rss_mb": min(r["peak_rss_mb"] for r in runs), "generated_tokens": gen, "repeat": repeat,
+            "cpu": cpu_name()}
 
 
 def main(argv=None):
@@ -78,6 +94,7 @@ def main(argv=None):
         print(json.dumps(r, indent=1))
         return r
     print(f"{r['model']} ({r['model_bytes']:,} bytes), one thread, best of {r['repeat']} fresh processes")
+    print(f"  CPU                        {r['cpu']}")
     print(f"  load (after Python starts) {r['load_s'] * 1000:8.1f} ms")
     print(f"  prefill                    {r['prefill_tokens_per_s']:8.0f} tokens/s")
     print(f"  decode                     {r['decode_tokens_per_s']:8.0f} tokens/s  ({r['generated_tokens']} tokens)")

@@ -30,6 +30,12 @@ class LazyGroup(click.Group):
     def list_commands(self, ctx):
         return sorted(COMMANDS)
 
+    def format_commands(self, ctx, formatter):
+        """`tinyr1 --help` from COMMANDS' one-liners: listing a command must not import it (click's default
+        would import every module to read its help)."""
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, COMMANDS[name][2]) for name in self.list_commands(ctx)])
+
     def get_command(self, ctx, name):
         if name not in COMMANDS:
             return None

@@ -119,7 +119,9 @@ def inspect_cmd(model, show_graph, as_json):
 @click.option("--repeat", default=3, show_default=True, help="Fresh processes (rounds) per engine; the best is reported.")
 @click.option("--peers", default="", metavar="LIST",
               help="Also measure these runtimes on the same weights, alternately with ours: a comma-separated "
-                   "subset of llama.cpp,onnxruntime,litert (needs the host packages: pip install 'tinyr1[interop]').")
+                   "subset of llama.cpp,onnxruntime,litert (needs the host packages: pip install 'tinyr1[interop]', "
+                   "llama.cpp built portably as the README's \"Interop and speed\" shows). A peer that crashes is "
+                   "reported in its row; the others are still measured.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 def bench(model, repeat, peers, as_json):
     """Load time, prefill/decode tokens/s, first-token latency and peak RSS, one thread; with --peers, the

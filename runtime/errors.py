@@ -35,3 +35,8 @@ class ModelFormatError(TinyR1Error, ValueError):
 
 class GenerationError(TinyR1Error, ValueError):
     """Generation options that do not fit the model (e.g. speculative decoding without an MTP head)."""
+
+
+class PeerError(TinyR1Error, RuntimeError):
+    """An independent runtime (llama.cpp, onnxruntime, LiteRT) died or failed in its child process; the
+    message names the engine and the signal ("llama.cpp died with SIGILL")."""

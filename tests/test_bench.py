@@ -3,10 +3,14 @@ fresh one-thread processes, alternately; the table and ratios come from those fi
 import pytest
 from click.testing import CliRunner
 
-from conftest import small_student, write_compiled
+from compiler.export.isolated import CRASH_ENV
+from conftest import need_peer, small_student, write_compiled
 from runtime.cli import main
 
-pytest.importorskip("onnxruntime")
+
+@pytest.fixture(autouse=True)
+def onnxruntime_installed():
+    need_peer("onnxruntime")
 
 
 @pytest.fixture(scope="module")
@@ -30,6 +34,20 @@ def test_engines_decode_the_same_tokens_and_ratios_follow(mtp_model):
     assert r["first_token_speedup"] == pytest.approx(peer["first_token_ms"] / ours["first_token_ms"], rel=1e-2)
     table = bench.table(result)
     assert "| onnxruntime | ONNX float32 |" in table and "| tinyr1+mtp |" in table
+    assert result["cpu"] and f"CPU: {result['cpu']}" in table                 # every figure names its CPU
+    assert "onnxruntime: onnxruntime 1." in table
+
+
+def test_a_crashing_peer_is_reported_and_the_others_are_measured(mtp_model, monkeypatch):
+    from compiler import bench
+    monkeypatch.setenv(CRASH_ENV, "onnxruntime:SIGSEGV")
+    lines = []
+    result = bench.run(mtp_model, peers=["onnxruntime"], repeat=1, progress=lines.append)
+    assert result["engines"]["onnxruntime"]["error"] == "onnxruntime died with SIGSEGV"
+    assert result["engines"]["tinyr1"]["decode_tokens_per_s"] > 0                # ours still measured
+    assert result["ratios"]["onnxruntime"]["decode"] is None
+    assert "round 1/1 onnxruntime: onnxruntime died with SIGSEGV" in lines
+    assert "| onnxruntime | ONNX float32 | onnxruntime died with SIGSEGV |" in bench.table(result)
 
 
 def test_cli_refuses_unknown_peers(mtp_model):

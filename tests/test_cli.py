@@ -1,6 +1,7 @@
 """The `tinyr1` command and the package layering (the Pi gets runtime/ alone)."""
 import ast
 import os
+import re
 import subprocess
 import sys
 
@@ -14,8 +15,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_help_lists_every_command_without_importing_them():
     r = CliRunner().invoke(main, ["--help"])
     assert r.exit_code == 0
-    for name in COMMANDS:
-        assert name in r.output
+    for name, (_, _, short_help) in COMMANDS.items():
+        assert re.search(rf"^  {re.escape(name)} +{re.escape(short_help[:30])}", r.output, re.M), name
+    # in a fresh interpreter: after `tinyr1 --help`, no command's module has been imported
+    modules = sorted({module for module, _, _ in COMMANDS.values()})
+    code = ("import sys\nfrom runtime.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            f"print([m for m in {modules!r} if m in sys.modules], file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert "Commands:" in out.stdout and out.stderr.strip().splitlines()[-1] == "[]"
 
 
 def test_every_option_is_explained():

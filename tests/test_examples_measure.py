@@ -34,10 +34,18 @@ def test_int8_parity_reports_the_issue_3_bounds(student_ckpt_dir):
 
 
 def test_kiosk_latency_covers_every_config(student_file):
+    from runtime.kiosk.config import load_config
     out = run("kiosk_latency.py", student_file)
-    names = re.findall(r"^(\S+): (\d+) presses, press-to-first-character median ([\d.]+) ms", out, re.M)
-    assert [n for n, *_ in names] == ["pi5-ssd1306", "pi4-sh1106", "pizero2w-lcd1602"]
-    assert all(int(p) > 0 and float(ms) > 0 for _, p, ms in names)
+    rows = re.findall(r"^(\S+): (\d+) presses, press-to-first-character median ([\d.]+) ms, max ([\d.]+) ms; "
+                      r"(\d+)/(\d+) verified right; median ([\d,]+) tokens/s; (\d+) frames", out, re.M)
+    assert [r[0] for r in rows] == ["pi5-ssd1306", "pi4-sh1106", "pizero2w-lcd1602"]
+    for name, presses, median, worst, right, answered, tps, frames in rows:
+        buttons = len(load_config(os.path.join(ROOT, "firmware_configs", f"{name}.yaml")).buttons)
+        assert int(presses) == int(answered) == 5 * buttons, name          # every press timed and answered
+        assert 0 < float(median) <= float(worst) and int(frames) > 0 and int(tps.replace(",", "")) > 0
+    # the README's count of verified answers ("55 of 60") is what the greedy student answers
+    claim = re.search(r"(\d+) of (\d+) answers are\s+verified right", open(os.path.join(ROOT, "README.md")).read())
+    assert (sum(int(r[4]) for r in rows), sum(int(r[5]) for r in rows)) == tuple(map(int, claim.groups()))
 
 
 def test_failures_lists_each_family(student_ckpt_dir):

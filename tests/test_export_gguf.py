@@ -1,17 +1,18 @@
 """compiler/export/gguf_export.py: llama.cpp running the exported `deepseek2` GGUF computes what
 runtime.model.Model computes. F32: to 1e-4 for every attention/MoE variant and the bundled student, batch and
 token by token. Q8_0: our int8 blocks are carried byte for byte, and the remaining difference is llama.cpp's
-quantization of the activations, which compiler/export/gguf_emulate.py reproduces in numpy."""
+quantization of the activations, which compiler/export/gguf_emulate.py reproduces in numpy. llama.cpp runs in
+a child process (compiler/export/isolated.py); the tests that only write and read files need no llama.cpp."""
 import numpy as np
 import pytest
 
 gguf = pytest.importorskip("gguf")
-pytest.importorskip("llama_cpp")
 
 from compiler.export.common import ExportError, load_compiled  # noqa: E402
 from compiler.export.gguf_emulate import forward  # noqa: E402
-from compiler.export.gguf_export import LlamaRunner, export, model_layout, q8_0_sources  # noqa: E402
-from conftest import STUDENT, compiled_case  # noqa: E402
+from compiler.export.gguf_export import export, model_layout, q8_0_sources  # noqa: E402
+from compiler.export.isolated import Peer  # noqa: E402
+from conftest import STUDENT, compiled_case, need_peer  # noqa: E402
 from runtime.model import ContextOverflowError, load  # noqa: E402
 
 TOL = 1e-4              # F32 logits, llama.cpp vs our runtime on the same (dequantized) weights
@@ -49,6 +50,13 @@ def exported(request, tmp_path_factory):
     return get
 
 
+@pytest.fixture
+def llama():
+    """Peer("llama.cpp", path, ...): llama-cpp-python in a child process."""
+    need_peer("llama_cpp", "llama-cpp-python")
+    return lambda *args, **kwargs: Peer("llama.cpp", *args, **kwargs)
+
+
 def token_ids(model, seed=0):
     return np.random.default_rng(seed).integers(0, model.tokenizer.vocab_size, T)
 
@@ -65,14 +73,14 @@ def greedy_sequence(model, prompt, new_tokens):
 
 
 @pytest.mark.parametrize("case", list(CONFIGS) + [STUDENT])
-def test_f32_logits_match_the_runtime_batch_and_token_by_token(exported, case):
+def test_f32_logits_match_the_runtime_batch_and_token_by_token(exported, llama, case):
     path, gguf_path, _ = exported(case, "float32")
     model = load(path)
     ids = token_ids(model)
     ref = model.logits(ids)
-    with LlamaRunner(gguf_path, all_logits=True) as batch:
+    with llama(gguf_path, all_logits=True) as batch:
         out = batch.logits(ids)
-    with LlamaRunner(gguf_path) as runner:
+    with llama(gguf_path) as runner:
         steps = np.stack([runner.step(t) for t in ids])
         decode = np.stack([runner.prefill(ids[:PROMPT])] + [runner.step(t) for t in ids[PROMPT:]])
     print(f"\n{case}: F32 batch {np.abs(out - ref).max():.2e}, token by token {np.abs(steps - ref).max():.2e}")
@@ -139,11 +147,11 @@ def test_int8_export_carries_our_int8_values_and_scales(exported, case):
     assert np.array_equal(gguf.quants.dequantize(up.data, Q8_0), experts[:, F:])
 
 
-def q8_statistics(compiled, model, gguf_path, sequences):
+def q8_statistics(llama, compiled, model, gguf_path, sequences):
     """Over all positions of the sequences: |llama Q8_0 - runtime| and |llama Q8_0 - emulation| (T, V) each."""
     q8 = q8_0_sources(compiled)
     d_ref, d_emu = [], []
-    with LlamaRunner(gguf_path, all_logits=True) as runner:
+    with llama(gguf_path, all_logits=True) as runner:
         for ids in sequences:
             out = runner.logits(ids)
             d_ref.append(np.abs(out - model.logits(ids)))
@@ -151,13 +159,13 @@ def q8_statistics(compiled, model, gguf_path, sequences):
     return np.concatenate(d_ref), np.concatenate(d_emu)
 
 
-def test_q8_0_student_logits_are_explained_by_activation_quantization(exported):
+def test_q8_0_student_logits_are_explained_by_activation_quantization(exported, llama):
     path, gguf_path, _ = exported(STUDENT, "int8")
     compiled, model = load_compiled(path), load(path)
     sequences = [greedy_sequence(model, p, 40) for p in PROMPTS]
     # the emulation without activation quantization is our runtime: it adds nothing else
     assert np.abs(forward(compiled, sequences[0]) - model.logits(sequences[0])).max() <= TOL
-    d_ref, d_emu = q8_statistics(compiled, model, gguf_path, sequences)
+    d_ref, d_emu = q8_statistics(llama, compiled, model, gguf_path, sequences)
     pos_ref, pos_emu = d_ref.max(1), d_emu.max(1)          # per position
     print(f"\nQ8_0 student, {len(pos_ref)} positions: max |llama - runtime| {d_ref.max():.3g}, "
           f"|llama - emulation| {d_emu.max():.3g}; mean {d_ref.mean():.3g} vs {d_emu.mean():.3g}; "
@@ -171,23 +179,23 @@ def test_q8_0_student_logits_are_explained_by_activation_quantization(exported):
     assert d_emu.mean() <= 0.2 * d_ref.mean()
 
 
-def test_q8_0_random_model_matches_the_emulation(exported):
+def test_q8_0_random_model_matches_the_emulation(exported, llama):
     path, gguf_path, report = exported(Q8_CONFIG, "int8")
     compiled, model = load_compiled(path), load(path)
     assert report["q8_0"] > 0 and {"embed_tokens"} <= q8_0_sources(compiled)   # tied head, Q8_0 too
-    d_ref, d_emu = q8_statistics(compiled, model, gguf_path, [token_ids(model, s) for s in range(3)])
+    d_ref, d_emu = q8_statistics(llama, compiled, model, gguf_path, [token_ids(model, s) for s in range(3)])
     print(f"\nQ8_0 random rows-of-32 model: max |llama - runtime| {d_ref.max():.3g}, "
           f"|llama - emulation| {d_emu.max():.3g}")
     # measured: 3.4 vs 4e-7 (random weights have no outlier activations to amplify a flipped quantum)
     assert d_emu.max() <= 1e-3 and d_ref.max() >= 100 * d_emu.max()
 
 
-def test_q8_0_greedy_argmax_agrees_with_the_runtime_on_a_long_sequence(exported):
+def test_q8_0_greedy_argmax_agrees_with_the_runtime_on_a_long_sequence(exported, llama):
     path, gguf_path, _ = exported(STUDENT, "int8")
     model = load(path)
     ids = greedy_sequence(model, PROMPTS[0], model.max_positions - len(model.encode_prompt(PROMPTS[0])) - 1)
     ref = model.logits(ids).argmax(1)
-    with LlamaRunner(gguf_path) as runner:                 # decode: prefill the prompt, then step
+    with llama(gguf_path) as runner:                       # decode: prefill the prompt, then step
         n = len(model.encode_prompt(PROMPTS[0]))
         got = [runner.prefill(ids[:n]).argmax()] + [runner.step(t).argmax() for t in ids[n:]]
     agree = np.mean(np.array(got) == ref[n - 1:])
@@ -195,20 +203,22 @@ def test_q8_0_greedy_argmax_agrees_with_the_runtime_on_a_long_sequence(exported)
     assert agree >= 0.95                                   # measured 0.98-1.0; flips sit on near-ties
 
 
-def test_runner_refuses_overflow_and_bad_ids_and_closes(exported):
+def test_runner_refuses_overflow_and_bad_ids_and_closes(exported, llama):
     path, gguf_path, _ = exported("tied head, no shared expert, MTP", "float32")
-    runner = LlamaRunner(gguf_path)
-    assert runner.max_positions == load_compiled(path).max_positions
-    runner.prefill(np.zeros(runner.max_positions, np.int64))
+    runner = llama(gguf_path)
+    assert runner.get("max_positions") == load_compiled(path).max_positions
+    runner.prefill(np.zeros(runner.get("max_positions"), np.int64))
     with pytest.raises(ContextOverflowError, match="exceed the context"):
         runner.step(0)
     with pytest.raises(ValueError, match="outside the vocabulary"):
-        runner.prefill([runner.V])
+        runner.prefill([runner.get("V")])
     with pytest.raises(ValueError, match="all_logits=True"):
         runner.logits([1, 2])
+    runner.call("close")
+    runner.call("close")                                   # closing the LlamaRunner twice is harmless
+    assert runner.get("llm") is None
     runner.close()
-    runner.close()                                         # closing twice is harmless
-    assert runner.llm is None
+    runner.close()                                         # and so is ending its child twice
 
 
 def test_bad_requests_raise_export_errors(exported, tmp_path):

@@ -1,16 +1,17 @@
 """compiler/export/onnx_export.py: onnxruntime running the exported prefill and decode graphs computes what
-runtime.model.Model computes, for every attention/MoE variant and for the bundled student."""
+runtime.model.Model computes, for every attention/MoE variant and for the bundled student. onnxruntime runs in
+a child process (compiler/export/isolated.py), so a crash in it is one failed test."""
 import os
 
 import numpy as np
 import pytest
 
 onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
 
 from compiler.export.common import ExportError, load_compiled  # noqa: E402
-from compiler.export.onnx_export import OrtRunner, export  # noqa: E402
-from conftest import STUDENT, compiled_case  # noqa: E402
+from compiler.export.isolated import Peer  # noqa: E402
+from compiler.export.onnx_export import export  # noqa: E402
+from conftest import STUDENT, compiled_case, need_peer  # noqa: E402
 from runtime.model import ContextOverflowError, load  # noqa: E402
 
 TOL = 1e-4              # logits, ORT vs our runtime on the same (dequantized) weights
@@ -51,18 +52,21 @@ def runtime_caches(model, n):
     return [(op.c_kv[:n].copy(), op.k_pe[:n].copy()) for op, _, _ in model.ops if hasattr(op, "c_kv")]
 
 
-def session(out_dir, mode):
-    return ort.InferenceSession(os.path.join(out_dir, f"{mode}.onnx"), providers=["CPUExecutionProvider"])
+@pytest.fixture
+def ort():
+    """Peer("onnxruntime", out_dir, threads=1): an OrtRunner in a child process."""
+    need_peer("onnxruntime")
+    return lambda *args, **kwargs: Peer("onnxruntime", *args, **kwargs)
 
 
 @pytest.mark.parametrize("case,weights", CASES)
-def test_prefill_logits_and_cache_match_the_runtime(exported, case, weights):
+def test_prefill_logits_and_cache_match_the_runtime(exported, ort, case, weights):
     path, out_dir, _ = exported(case, weights)
     model = load(path)
     ids = token_ids(model)
     ref = model.logits(ids)
-    sess = session(out_dir, "prefill")
-    out = dict(zip([o.name for o in sess.get_outputs()], sess.run(None, {"tokens": ids})))
+    with ort(out_dir) as runner:
+        out = runner.run("prefill", {"tokens": ids})
     assert out["logits"].shape == ref.shape
     print(f"\nONNX {case} ({weights}): prefill max |logit diff| {np.abs(out['logits'] - ref).max():.2e}")
     assert np.abs(out["logits"] - ref).max() <= TOL
@@ -73,18 +77,19 @@ def test_prefill_logits_and_cache_match_the_runtime(exported, case, weights):
 
 
 @pytest.mark.parametrize("case,weights", CASES)
-def test_decode_loop_matches_full_sequence_logits(exported, case, weights):
+def test_decode_loop_matches_full_sequence_logits(exported, ort, case, weights):
     path, out_dir, _ = exported(case, weights)
     model = load(path)
     ids = token_ids(model, seed=1)
     ref = model.logits(ids)
-    runner = OrtRunner(out_dir)
-    steps = [runner.prefill(ids[:PROMPT])] + [runner.step(t) for t in ids[PROMPT:]]
+    with ort(out_dir) as runner:
+        steps = [runner.prefill(ids[:PROMPT])] + [runner.step(t) for t in ids[PROMPT:]]
+        cache = runner.get("cache")
     assert np.abs(np.stack(steps) - ref[PROMPT - 1:]).max() <= TOL
     layers = [mla["attrs"]["layer"] for mla, _ in load_compiled(path).layers()]
     for i, (c_kv, k_pe) in zip(layers, runtime_caches(model, T)):          # present_* grew to T rows
-        np.testing.assert_allclose(runner.cache[f"past_c_kv.{i}"], c_kv, rtol=0, atol=CACHE_TOL)
-        np.testing.assert_allclose(runner.cache[f"past_k_pe.{i}"], k_pe, rtol=0, atol=CACHE_TOL)
+        np.testing.assert_allclose(cache[f"past_c_kv.{i}"], c_kv, rtol=0, atol=CACHE_TOL)
+        np.testing.assert_allclose(cache[f"past_k_pe.{i}"], k_pe, rtol=0, atol=CACHE_TOL)
 
 
 @pytest.mark.parametrize("case,weights", CASES)
@@ -148,19 +153,19 @@ def test_only_the_chosen_experts_are_gathered(exported, case, weights):
         assert readers and all(n.op_type == "Gather" and n.input[1] in topk for n in readers)
 
 
-def test_runner_steps_from_an_empty_cache_resets_and_refuses_overflow(exported):
+def test_runner_steps_from_an_empty_cache_resets_and_refuses_overflow(exported, ort):
     path, out_dir, _ = exported("tied head, no shared expert, MTP", "float32")
     model = load(path)
     ids = token_ids(model, seed=2)[:4]
     ref = model.logits(ids)
-    runner = OrtRunner(out_dir, threads=1)
-    assert np.abs(np.stack([runner.step(t) for t in ids]) - ref).max() <= TOL
-    runner.reset()
-    assert runner.pos == 0 and all(v.shape[0] == 0 for v in runner.cache.values())
-    assert np.abs(runner.prefill(ids) - ref[-1]).max() <= TOL
-    runner.prefill(np.zeros(runner.max_positions, np.int64))
-    with pytest.raises(ContextOverflowError, match="exceed the context"):
-        runner.step(0)
+    with ort(out_dir, threads=1) as runner:
+        assert np.abs(np.stack([runner.step(t) for t in ids]) - ref).max() <= TOL
+        runner.reset()
+        assert runner.get("pos") == 0 and all(v.shape[0] == 0 for v in runner.get("cache").values())
+        assert np.abs(runner.prefill(ids) - ref[-1]).max() <= TOL
+        runner.prefill(np.zeros(runner.get("max_positions"), np.int64))
+        with pytest.raises(ContextOverflowError, match="exceed the context"):
+            runner.step(0)
 
 
 def test_bad_requests_raise_export_errors(exported, tmp_path):

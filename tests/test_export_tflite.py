@@ -1,18 +1,20 @@
 """compiler/export/tflite_export.py: LiteRT running the exported prefill graph computes what
 runtime.model.Model computes, for every attention/MoE variant and for the bundled student; the file is a
-valid TFL3 flatbuffer of builtin operators whose constants are the runtime's float32 weights."""
+valid TFL3 flatbuffer of builtin operators whose constants are the runtime's float32 weights. LiteRT and
+tflite-runtime run in child processes (compiler/export/isolated.py), so a crash in either is one failed test."""
+import os
+
 import numpy as np
 import pytest
 
-litert = pytest.importorskip("ai_edge_litert.interpreter")
-schema = pytest.importorskip("ai_edge_litert.schema_py_generated")
+schema = pytest.importorskip("ai_edge_litert.schema_py_generated")     # the flatbuffer schema (pure Python)
 
 from compiler.export.common import ExportError, load_compiled  # noqa: E402
-from compiler.export.tflite_export import LiteRtRunner, export, run_logits  # noqa: E402
-from conftest import STUDENT, compiled_case  # noqa: E402
+from compiler.export.isolated import Peer  # noqa: E402
+from compiler.export.tflite_export import export  # noqa: E402
+from conftest import ROOT, STUDENT, compiled_case, need_peer  # noqa: E402
 from runtime.model import ContextOverflowError, load  # noqa: E402
 
-Interpreter = litert.Interpreter
 TOL = 1e-4              # logits, LiteRT vs our runtime on the same (dequantized) weights
 PROMPT = 13             # a prompt shorter than seq_len, padded at the end
 STUDENT_SEQ_LEN = 48    # the student's context is 256; a shorter graph keeps the test fast
@@ -45,6 +47,13 @@ def exported(request, tmp_path_factory):
     return get
 
 
+@pytest.fixture
+def litert():
+    """Peer("litert", path, threads=1): a LiteRtRunner on ai-edge-litert in a child process."""
+    need_peer("ai_edge_litert", "ai-edge-litert")
+    return lambda *args, **kwargs: Peer("litert", *args, **kwargs)
+
+
 def token_ids(model, n, seed=0):
     return np.random.default_rng(seed).integers(0, model.tokenizer.vocab_size, n)
 
@@ -57,12 +66,13 @@ def read_model(path):
 
 @pytest.mark.parametrize("length", ["full", "prompt"])
 @pytest.mark.parametrize("case", CASES)
-def test_logits_match_the_runtime(exported, case, length):
+def test_logits_match_the_runtime(exported, litert, case, length):
     path, out, report = exported(case)
     model = load(path)
     ids = token_ids(model, report["seq_len"] if length == "full" else PROMPT)
     ref = model.logits(ids)
-    got = run_logits(Interpreter, out, ids)
+    with litert(out) as runner:
+        got = runner.logits(ids)
     assert got.shape == ref.shape == (len(ids), model.tokenizer.vocab_size)
     print(f"\nTFLite {case}, {len(ids)} tokens: max |logit diff| {np.abs(got - ref).max():.2e}")
     assert np.abs(got - ref).max() <= TOL
@@ -76,33 +86,30 @@ def test_default_seq_len_is_the_context_and_the_student_takes_the_requested_one(
     assert exported(STUDENT)[2]["seq_len"] == STUDENT_SEQ_LEN < load_compiled(exported(STUDENT)[0]).max_positions
 
 
-def test_padding_after_a_prompt_does_not_change_its_logits(exported):
+def test_padding_after_a_prompt_does_not_change_its_logits(exported, litert):
     path, out, report = exported(next(iter(CONFIGS)))
     model = load(path)
     T = report["seq_len"]
-    interp = Interpreter(model_path=out)
-    interp.allocate_tensors()
     rows = []
-    for seed in (1, 2):                                              # same prompt, different tails
-        tokens = token_ids(model, T, seed).astype(np.int32)
-        tokens[:PROMPT] = token_ids(model, PROMPT)
-        interp.set_tensor(interp.get_input_details()[0]["index"], tokens)
-        interp.invoke()
-        rows.append(interp.get_tensor(interp.get_output_details()[0]["index"]))
+    with litert(out) as runner:
+        for seed in (1, 2):                                          # same prompt, different tails
+            tokens = token_ids(model, T, seed).astype(np.int32)
+            tokens[:PROMPT] = token_ids(model, PROMPT)
+            rows.append(runner.run_tokens(tokens))
     assert np.abs(rows[0][:PROMPT] - rows[1][:PROMPT]).max() <= 1e-6
     assert np.abs(rows[0][PROMPT:] - rows[1][PROMPT:]).max() > 1e-3   # the tails did differ
 
 
-def test_runner_returns_the_last_real_position_and_refuses_overflow(exported):
+def test_runner_returns_the_last_real_position_and_refuses_overflow(exported, litert):
     path, out, report = exported(STUDENT)
     model = load(path)
-    runner = LiteRtRunner(out, threads=1)
-    assert runner.seq_len == report["seq_len"]
-    for n in (1, PROMPT, report["seq_len"]):
-        ids = token_ids(model, n, seed=n)
-        assert np.abs(runner.prefill(ids) - model.logits(ids)[-1]).max() <= TOL
-    with pytest.raises(ContextOverflowError, match="1 to 48 tokens"):
-        runner.prefill(np.zeros(report["seq_len"] + 1, np.int64))
+    with litert(out, threads=1) as runner:
+        assert runner.get("seq_len") == report["seq_len"]
+        for n in (1, PROMPT, report["seq_len"]):
+            ids = token_ids(model, n, seed=n)
+            assert np.abs(runner.prefill(ids) - model.logits(ids)[-1]).max() <= TOL
+        with pytest.raises(ContextOverflowError, match="1 to 48 tokens"):
+            runner.prefill(np.zeros(report["seq_len"] + 1, np.int64))
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -136,7 +143,7 @@ def test_file_parses_back_with_builtin_operators_and_the_runtime_weights(exporte
     assert (table.ctypes.data - np.frombuffer(buf, np.uint8).ctypes.data) % 16 == 0
 
 
-def test_an_independent_reader_and_the_signature_agree(exported):
+def test_an_independent_reader_and_the_signature_agree(exported, litert):
     tflite = pytest.importorskip("tflite")                       # the `tflite` package: its own generated reader
     path, out, report = exported(STUDENT)
     with open(out, "rb") as f:
@@ -152,19 +159,19 @@ def test_an_independent_reader_and_the_signature_agree(exported):
     assert (sig.Inputs(0).Name(), sig.Outputs(0).Name()) == (b"tokens", b"logits")
     model = load(path)
     ids = token_ids(model, report["seq_len"], seed=3)
-    runner = Interpreter(model_path=out).get_signature_runner("serving_default")
-    got = runner(tokens=ids.astype(np.int32))["logits"]
+    with litert(out) as runner:
+        got = runner.signature_logits(ids)
     assert np.abs(got - model.logits(ids)).max() <= TOL
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_declared_shapes_are_the_shapes_litert_computes(exported, case):
+def test_declared_shapes_are_the_shapes_litert_computes(exported, litert, case):
     _, out, _ = exported(case)
     _, m = read_model(out)
-    interp = Interpreter(model_path=out)
-    interp.allocate_tensors()
+    with litert(out) as runner:
+        shapes = runner.tensor_shapes()                              # JSON keys: tensor indices as text
     declared = {i: tuple(t.shape) for i, t in enumerate(m.subgraphs[0].tensors)}
-    computed = {d["index"]: tuple(d["shape"]) for d in interp.get_tensor_details() if d["index"] in declared}
+    computed = {int(i): tuple(s) for i, s in shapes.items() if int(i) in declared}
     assert len(computed) == len(declared) and computed == declared
 
 
@@ -191,30 +198,18 @@ def test_bad_requests_raise_export_errors(exported, tmp_path):
     assert not (tmp_path / "x.tflite").exists()
 
 
-FLOOR_PYTHON = __import__("os").path.join(__import__("conftest").ROOT, ".venv-floor", "bin", "python")
-FLOOR_RUN = r"""
-import sys, numpy as np
-from tflite_runtime.interpreter import Interpreter
-from compiler.export.tflite_export import run_logits
-ids = np.load(sys.argv[2])
-np.save(sys.argv[3], run_logits(Interpreter, sys.argv[1], ids))
-print(np.__version__)
-"""
+FLOOR_PYTHON = os.path.join(ROOT, ".venv-floor", "bin", "python")
 
 
-def test_tflite_runtime_with_numpy_1_runs_the_same_file(exported, tmp_path):
-    """tflite-runtime 2.14 (its last release) needs numpy < 2: `make test` installs it in .venv-floor."""
-    import os
-    import subprocess
+def test_tflite_runtime_with_numpy_1_runs_the_same_file(exported):
+    """tflite-runtime 2.14 (its last release) needs numpy < 2: `make test` installs it in .venv-floor,
+    and the Peer's child runs with that interpreter."""
     if not os.path.exists(FLOOR_PYTHON):
         pytest.skip("no .venv-floor (make test creates it with numpy 1.24 and tflite-runtime)")
     path, out, report = exported(STUDENT)
     model = load(path)
     ids = token_ids(model, PROMPT, seed=4)
-    np.save(tmp_path / "ids.npy", ids)
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONPATH=__import__("conftest").ROOT)
-    r = subprocess.run([FLOOR_PYTHON, "-c", FLOOR_RUN, out, str(tmp_path / "ids.npy"), str(tmp_path / "got.npy")],
-                       capture_output=True, text=True, timeout=300, env=env)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.split()[-1].startswith("1.")                      # really numpy 1.x
-    assert np.abs(np.load(tmp_path / "got.npy") - model.logits(ids)).max() <= TOL
+    with Peer("tflite-runtime", out, threads=1, python=FLOOR_PYTHON) as runner:
+        assert runner.numpy_version().startswith("1.")             # really numpy 1.x
+        got = runner.logits(ids)
+    assert np.abs(got - model.logits(ids)).max() <= TOL

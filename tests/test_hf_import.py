@@ -16,6 +16,14 @@ from runtime.loader import parse_document  # noqa: E402
 from runtime.model import Model  # noqa: E402
 from runtime.tokenizer import Tokenizer  # noqa: E402
 
+# Logits of ~2 units instead of HF's default 0.02 init's ~0.4, so the bound is tight against the logit scale
+# (see test_hf_parity.py: at 0.02 a swapped RoPE layout moves logits by only ~5e-4).
+INIT = 0.1
+# Max |logit diff| measured at INIT over 10 seeds x 3 CASES (AMD EPYC, OpenBLAS SkylakeX kernel, torch AVX512):
+# batch worst 1.8e-6, token-by-token decode worst 2.0e-6. The bound is 20x that: other CPUs' BLAS kernels
+# (AVX2, other AVX-512 blockings) sum float32 products in another order, which moves the last bits.
+TOL = 4e-5
+
 CASES = [dict(q_lora_rank=None, n_group=1, topk_group=1, rope_interleave=True, first_k_dense_replace=1),
          dict(q_lora_rank=16, n_group=4, topk_group=2, rope_interleave=False, first_k_dense_replace=0,
               norm_topk_prob=False),
@@ -29,7 +37,8 @@ def save_random_hf(path, case, seed):
                            moe_intermediate_size=16, num_hidden_layers=3, num_attention_heads=4,
                            num_key_value_heads=4, n_routed_experts=8, num_experts_per_tok=2, n_shared_experts=1,
                            kv_lora_rank=8, qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=6,
-                           max_position_embeddings=64, routed_scaling_factor=2.5, attn_implementation="eager", **case)
+                           max_position_embeddings=64, routed_scaling_factor=2.5, initializer_range=INIT,
+                           attn_implementation="eager", **case)
     model = DeepseekV3ForCausalLM(cfg).eval()
     with torch.no_grad():
         for name, b in model.named_buffers():
@@ -49,10 +58,12 @@ def test_runtime_matches_transformers_on_an_imported_directory(tmp_path, i):
     ids = np.random.default_rng(i).integers(0, cfg.vocab_size, 25)
     with torch.no_grad():
         ref = hf(torch.tensor(ids[None])).logits[0].numpy()
-    assert np.abs(model.logits(ids) - ref).max() < 1e-4
+    batch = np.abs(model.logits(ids) - ref).max()
     model.reset()
     steps = [model.forward(ids[:5])[-1]] + [model.forward([t])[-1] for t in ids[5:]]
-    assert np.abs(np.stack(steps) - ref[4:]).max() < 1e-4
+    decode = np.abs(np.stack(steps) - ref[4:]).max()
+    print(f"\ncase {i}: max |logit diff| against transformers: batch {batch:.1e}, token by token {decode:.1e}")
+    assert batch < TOL and decode < TOL
 
 
 def test_bad_hf_directories(tmp_path):

@@ -1,4 +1,6 @@
 """Our numpy model against transformers' DeepseekV3ForCausalLM: same weights, same logits."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -8,6 +10,14 @@ from transformers import DeepseekV3Config, DeepseekV3ForCausalLM  # noqa: E402
 from runtime.errors import CheckpointError  # noqa: E402
 from trainer import hf, model as M  # noqa: E402
 from trainer.config import ModelConfig  # noqa: E402
+
+# At HF's default init (0.02) logits are ~0.4 and attention is nearly uniform, so a swapped RoPE layout moved
+# logits by only 3e-4..1e-3 (10 seeds). At 0.1 logits are ~2 units and every bug below errs by 0.5..3.
+INIT = 0.1
+# Max |logit diff| measured at INIT over 10 seeds x 4 CASES (AMD EPYC, OpenBLAS SkylakeX kernel, torch AVX512):
+# worst 2.0e-6, median 1.1e-6 (the export test: worst 1.4e-6). The bound is 20x that: other CPUs' BLAS kernels
+# (AVX2, other AVX-512 blockings) sum float32 products in another order, which moves the last bits.
+TOL = 4e-5
 
 CASES = {
     "plain-q, no groups, norm_topk": dict(q_lora_rank=None, n_group=1, topk_group=1, first_k_dense_replace=1,
@@ -28,7 +38,8 @@ def random_hf_model(case, seed):
     cfg = ModelConfig(vocab_size=40, hidden_size=32, intermediate_size=48, moe_intermediate_size=16,
                       num_hidden_layers=3, num_attention_heads=4, n_routed_experts=8, num_experts_per_tok=2,
                       kv_lora_rank=8, qk_nope_head_dim=8, qk_rope_head_dim=4, v_head_dim=6,
-                      routed_scaling_factor=2.5, max_position_embeddings=64, **over).validate()
+                      routed_scaling_factor=2.5, max_position_embeddings=64, initializer_range=INIT,
+                      **over).validate()
     torch.manual_seed(seed)
     kw = hf.config_to_hf(cfg)
     kw["rope_interleave"] = interleave
@@ -54,14 +65,52 @@ def test_logits_match_transformers(name):
     with torch.no_grad():
         theirs = model(torch.tensor(ids)).logits.numpy()
     print(f"\n{name}: max |logit diff| against transformers {np.abs(ours - theirs).max():.1e}")
-    assert np.abs(ours - theirs).max() < 1e-4
+    assert np.abs(ours - theirs).max() < TOL
+
+
+def swapped_rope(sd, cfg, interleave):
+    return hf.from_hf_state_dict(sd, cfg, not interleave), cfg
+
+
+def transposed_kv_b(sd, cfg, interleave):
+    """Each head's (nope + v, C) block of kv_b_proj read as (C, nope + v): same total shape, wrong layout."""
+    params = hf.from_hf_state_dict(sd, cfg, interleave)
+    for k, w in params.items():
+        if k.endswith("kv_b_proj"):
+            params[k] = w.reshape(cfg.num_attention_heads, -1, cfg.kv_lora_rank).transpose(0, 2, 1).reshape(w.shape)
+    return params, cfg
+
+
+def unnormalised_topk(sd, cfg, interleave):
+    return hf.from_hf_state_dict(sd, cfg, interleave), dataclasses.replace(cfg, norm_topk_prob=False)
+
+
+# Each bug's max |logit diff| on its case, seeds 0-9 (min..max): swapped rope 0.60..2.1, transposed kv_b_proj
+# 2.0..3.2, unnormalised top-k 0.55..1.8, i.e. >= 13000x TOL; the test asks for 1000x.
+BUGS = {"swapped rope layout": ("q_lora, 4 groups keep 2, interleaved rope", swapped_rope),
+        "transposed kv_b_proj": ("plain-q, no groups, norm_topk", transposed_kv_b),
+        "unnormalised top-k": ("plain-q, no groups, norm_topk", unnormalised_topk)}
+
+
+@pytest.mark.parametrize("bug", list(BUGS))
+def test_bound_fails_each_known_import_bug_by_orders_of_magnitude(bug):
+    name, break_it = BUGS[bug]
+    model, cfg, sd, interleave = random_hf_model(CASES[name], seed=len(name))
+    ids = np.random.default_rng(0).integers(0, cfg.vocab_size, (2, 17))
+    with torch.no_grad():
+        theirs = model(torch.tensor(ids)).logits.numpy()
+    good = np.abs(M.logits(hf.from_hf_state_dict(sd, cfg, interleave), cfg, ids) - theirs).max()
+    params, bad_cfg = break_it(sd, cfg, interleave)
+    err = np.abs(M.logits(params, bad_cfg, ids) - theirs).max()
+    print(f"\n{bug}: max |logit diff| {err:.1e} = {err / TOL:.0f} x TOL (correct import: {good:.1e})")
+    assert good < TOL and err > 1000 * TOL
 
 
 def test_export_then_load_into_transformers_reproduces_our_logits():
     cfg = ModelConfig(vocab_size=40, hidden_size=32, intermediate_size=48, moe_intermediate_size=16,
                       num_hidden_layers=2, num_attention_heads=4, kv_lora_rank=8, qk_nope_head_dim=8,
                       qk_rope_head_dim=4, v_head_dim=6, n_group=2, topk_group=1, max_position_embeddings=32,
-                      num_nextn_predict_layers=1)
+                      num_nextn_predict_layers=1, initializer_range=INIT)
     params = M.init_params(cfg, 11)
     params["layers.1.mlp." + M.BUFFER_SUFFIX] += np.linspace(-0.05, 0.05, cfg.n_routed_experts).astype(np.float32)
     model = DeepseekV3ForCausalLM(DeepseekV3Config(**hf.config_to_hf(cfg), attn_implementation="eager")).eval()
@@ -72,7 +121,9 @@ def test_export_then_load_into_transformers_reproduces_our_logits():
     ids = np.arange(20).reshape(2, 10) % cfg.vocab_size
     with torch.no_grad():
         theirs = model(torch.tensor(ids)).logits.numpy()
-    assert np.abs(M.logits(params, cfg, ids) - theirs).max() < 1e-4
+    err = np.abs(M.logits(params, cfg, ids) - theirs).max()
+    print(f"\nexported: max |logit diff| against transformers {err:.1e}")
+    assert err < TOL
 
 
 def test_import_rejects_wrong_shapes_and_extra_tensors():

@@ -170,7 +170,7 @@ class OrtRunner:
         """Start a new sequence with ids (T,) -> logits of the last position (V,)."""
         ids = np.asarray(ids, np.int64).reshape(-1)
         self._room(len(ids), 0)
-        out = self._run("prefill", {"tokens": ids})
+        out = self.run("prefill", {"tokens": ids})
         self.cache = {f"past_{k}": v for k, v in out.items() if k != "logits"}
         self.pos = len(ids)
         return out["logits"][-1]
@@ -178,12 +178,13 @@ class OrtRunner:
     def step(self, token):
         """Append one token at the current position -> its logits (V,)."""
         self._room(1, self.pos)
-        out = self._run("decode", {"token": np.array([token], np.int64), **self.cache})
+        out = self.run("decode", {"token": np.array([token], np.int64), **self.cache})
         self.cache = {"past_" + k[len("present_"):]: v for k, v in out.items() if k != "logits"}
         self.pos += 1
         return out["logits"][0]
 
-    def _run(self, mode, feeds):
+    def run(self, mode, feeds):
+        """One graph ("prefill" or "decode") on feeds -> {output name: array}; the cache is left alone."""
         sess = self.sessions[mode]
         return dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feeds)))
 

@@ -11,8 +11,8 @@ Weights are float32 only. Our int8 models carry group-wise scales (q8_group), wh
 kernels cannot express (one scale per output channel), so an int8 model exports its dequantized float32
 weights, exactly the runtime's. Only builtin operators are used; tflite_ops.py holds one lowering per op.
 
-LiteRtRunner runs the file under ai-edge-litert (benchmarks); run_logits runs it under any interpreter
-class with the tf.lite API (ai_edge_litert's or tflite_runtime's), for parity tests in other environments.
+LiteRtRunner runs the file under ai-edge-litert or tflite-runtime (the same tf.lite API); tests and benchmarks
+call it in a child process (compiler/export/isolated.py), so a crash in LiteRT is one error.
 """
 import os
 
@@ -107,25 +107,19 @@ def padded(ids, seq_len):
     return tokens, len(ids)
 
 
-def run_logits(interpreter_class, path, ids):
-    """Logits (len(ids), V) of the prompt ids under interpreter_class (ai_edge_litert.interpreter.Interpreter
-    or tflite_runtime.interpreter.Interpreter: the same API)."""
-    interpreter = interpreter_class(model_path=str(path))
-    interpreter.allocate_tensors()
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    tokens, n = padded(ids, int(inp["shape"][0]))
-    interpreter.set_tensor(inp["index"], tokens)
-    interpreter.invoke()
-    return interpreter.get_tensor(out["index"])[:n]
-
-
 class LiteRtRunner:
-    """The exported prefill graph under ai-edge-litert, allocated once.
+    """The exported prefill graph under ai-edge-litert (package="ai_edge_litert") or tflite-runtime
+    (package="tflite_runtime", which needs numpy < 2), allocated once.
 
         r = LiteRtRunner("student.tflite");  logits = r.prefill(ids)   # (V,) of the last prompt token"""
 
-    def __init__(self, path, threads=1):
-        from ai_edge_litert.interpreter import Interpreter
+    def __init__(self, path, threads=1, package="ai_edge_litert"):
+        if package == "tflite_runtime":
+            from tflite_runtime.interpreter import Interpreter
+        elif package == "ai_edge_litert":
+            from ai_edge_litert.interpreter import Interpreter
+        else:
+            raise ValueError(f"package={package!r}: LiteRtRunner runs ai_edge_litert or tflite_runtime")
         self.interpreter = Interpreter(model_path=str(path), num_threads=threads)
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]["index"]
@@ -135,6 +129,28 @@ class LiteRtRunner:
     def prefill(self, ids):
         """ids (n,), n <= seq_len -> logits of position n - 1 (V,)."""
         tokens, n = padded(ids, self.seq_len)
-        self.interpreter.set_tensor(self.input, tokens)
+        return self.run_tokens(tokens)[n - 1]
+
+    def logits(self, ids):
+        """ids (n,), n <= seq_len -> logits of every prompt position (n, V)."""
+        tokens, n = padded(ids, self.seq_len)
+        return self.run_tokens(tokens)[:n]
+
+    def run_tokens(self, tokens):
+        """A whole input row (seq_len,), padding included -> logits (seq_len, V)."""
+        self.interpreter.set_tensor(self.input, np.asarray(tokens, np.int32))
         self.interpreter.invoke()
-        return self.interpreter.get_tensor(self.output)[n - 1]
+        return self.interpreter.get_tensor(self.output)
+
+    def signature_logits(self, ids):
+        """ids (seq_len,) through the file's `serving_default` signature runner -> logits (seq_len, V)."""
+        runner = self.interpreter.get_signature_runner("serving_default")
+        return runner(tokens=np.asarray(ids, np.int32))["logits"]
+
+    def tensor_shapes(self):
+        """{tensor index: shape} as the interpreter computed them at allocation."""
+        return {d["index"]: [int(x) for x in d["shape"]] for d in self.interpreter.get_tensor_details()}
+
+    def numpy_version(self):
+        """numpy's version in this process (tflite-runtime needs numpy 1.x)."""
+        return np.__version__
