@@ -19,7 +19,7 @@ FLOOR_PEERS := tflite-runtime==2.14.0
 SEED_QUESTIONS := "What is 47+38?" "How many r in strawberry?" "Solve 3x+5=20" \
   "A train travels 300 km in 5 hours. What is its average speed?" "Solve x^2-5x+6=0" "What is fib(10)?" "Sort 5 3 9 1"
 
-.PHONY: demo test clean system-tools
+.PHONY: demo test clean system-tools pi-check
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -91,8 +91,17 @@ test: $(VENV)/.test $(FLOOR)/.stamp system-tools
 	$(PY) -m pytest -n 2 -q tests
 	@echo "--- runtime on the Raspberry Pi OS floor: $(FLOOR_PINS)"
 	$(FLOOR)/bin/python -m pytest -q -p no:xdist tests/test_tokenizer.py tests/test_tasks.py \
-	  tests/test_compile_runtime.py tests/test_model_file.py tests/test_floor.py \
-	  tests/test_kiosk.py tests/test_kiosk_display.py tests/test_kiosk_config.py
+	  tests/test_compile_runtime.py tests/test_model_file.py tests/test_floor.py tests/test_generation_options.py \
+	  tests/test_kiosk.py tests/test_kiosk_display.py tests/test_kiosk_config.py tests/test_kiosk_inputs.py
+
+# The release on a Raspberry Pi OS-like userland: a Debian bookworm arm64 root under qemu-user-static (built
+# once into build/pi-root, ~10 min), flashed, set up by the release's install.sh, then the seven seed
+# questions and a simulated press of every button, compared with this host's answers. Needs root.
+pi-check: $(VENV)/.demo $(MODEL)
+	@command -v debootstrap >/dev/null && command -v qemu-aarch64-static >/dev/null && \
+	  command -v update-binfmts >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap qemu-user-static binfmt-support >/dev/null; }
+	$(SUDO) env OPENBLAS_NUM_THREADS=1 $(PY) -m compiler.deploy.pi_check --model $(MODEL)
 
 clean:
 	rm -rf $(VENV) $(FLOOR) build .pytest_cache .wheels

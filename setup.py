@@ -22,7 +22,9 @@ setup(
         "train": ["tqdm>=4.60", "matplotlib>=3.6"],
         # the kiosk's hardware libraries; on the Pi they come from apt (python3-gpiozero, python3-luma.*)
         "kiosk": KIOSK,
-        "dev": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6.80", "tqdm>=4.60", "matplotlib>=3.6"] + KIOSK,
+        # lgpio: gpiozero's pin library on a Pi 5, imported on the host to test the service's start
+        "dev": ["pytest>=7", "pytest-xdist>=3", "hypothesis>=6.80", "tqdm>=4.60", "matplotlib>=3.6",
+                "lgpio>=0.2"] + KIOSK,
         # `tinyr1 flash --inventory`: fleets through an Ansible playbook
         "deploy": ["ansible-core>=2.15"],
         # numerical oracle and speed peer: HF transformers' DeepseekV3ForCausalLM on CPU torch

@@ -1,7 +1,7 @@
 """SRC (trainer checkpoint or HF DeepseekV3 directory) -> one msgpack model file.
 
-Steps: load -> trace (compiler/trace.py) -> lower + absorb MLA (compiler/passes.py) -> lint ->
-quantize (compiler/quantize.py) -> pack (compiler/pack.py) -> atomic write.
+Steps: load -> refuse NaN/inf weights -> trace (compiler/trace.py) -> lower + absorb MLA
+(compiler/passes.py) -> lint -> quantize (compiler/quantize.py) -> pack (compiler/pack.py) -> atomic write.
 """
 import os
 import subprocess
@@ -26,13 +26,23 @@ def load_source(src):
     if os.path.isfile(os.path.join(src, "checkpoint.json")):
         from trainer import checkpoint
         params, cfg, tok, info = checkpoint.load(src)
+        check_finite(params, src)
         keep = {k: info[k] for k in ("recipe", "step", "stage", "seed", "train_seconds", "eval") if k in info}
         return params, cfg, tok, {"source": "tinyr1-checkpoint", **keep}
     if os.path.isfile(os.path.join(src, "config.json")):
         from compiler.hf_import import load_hf_dir
-        return load_hf_dir(src)
+        params, cfg, tok, prov = load_hf_dir(src)
+        check_finite(params, src)
+        return params, cfg, tok, prov
     raise CheckpointError(f"{src}: neither a trainer checkpoint (checkpoint.json) nor a HuggingFace "
                           f"directory (config.json + *.safetensors)")
+
+
+def check_finite(params, source):
+    """CompileError naming the first weight with NaN or inf values, their count and `source`. Runs
+    before tracing: the trace's self-check compares logits, and NaN never equals NaN."""
+    from trainer.checkpoint import require_finite
+    require_finite(params, source, CompileError, "compile a checkpoint from before the run diverged")
 
 
 def git_commit():
@@ -46,6 +56,7 @@ def git_commit():
 
 def compile_model(params, cfg, tok, quant="int8", group_size=32, scheme="q8_group", provenance=None):
     """-> (file bytes, graph, quantization report {tensor: errors})."""
+    check_finite(params, (provenance or {}).get("path", "the weights given to compile_model"))
     graph, tensors = lower(trace(params, cfg), params, cfg)
     problems = graph.lint(tensors)
     if problems:

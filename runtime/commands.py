@@ -7,12 +7,28 @@ import click
 
 from runtime.errors import TinyR1Error
 
+
+def _checked(ctx, param, value):
+    """Each sampling option's range, from the one definition the Python API and the kiosk use too."""
+    from runtime.generate import check_options
+    try:
+        check_options(**{param.name: value})
+    except TinyR1Error as e:
+        raise click.BadParameter(str(e), ctx, param) from None
+    return value
+
+
 GEN_OPTIONS = [
-    click.option("--max-new-tokens", type=int, default=None, help="Completion length limit [default: the model's]."),
-    click.option("--temperature", type=float, default=0.0, show_default=True, help="0 = greedy (reproducible)."),
-    click.option("--top-k", type=int, default=None, help="Sample only from the k most likely tokens."),
-    click.option("--top-p", type=float, default=None, help="Sample from the smallest set with this much probability."),
-    click.option("--seed", type=int, default=None, help="Seed of the sampler (same seed, same text)."),
+    click.option("--max-new-tokens", type=int, default=None, callback=_checked,
+                 help="Completion length limit, >= 1 [default: the model's]."),
+    click.option("--temperature", type=float, default=0.0, show_default=True, callback=_checked,
+                 help="0 = greedy (reproducible); finite, >= 0."),
+    click.option("--top-k", type=int, default=None, callback=_checked,
+                 help="Sample only from the k most likely tokens (1 to the vocabulary size)."),
+    click.option("--top-p", type=float, default=None, callback=_checked,
+                 help="Sample from the smallest set with this much probability, in (0, 1]."),
+    click.option("--seed", type=int, default=None, callback=_checked,
+                 help="Seed of the sampler, 0..2**32-1 (same seed, same text)."),
     click.option("--speculative", is_flag=True,
                  help="Greedy only, models with an MTP head: draft one token ahead and verify it in the next "
                       "pass (same text; prints the share of drafts accepted)."),
@@ -34,15 +50,13 @@ def _load(path):
 
 
 def _stream(model, question, **kw):
+    """Print one answer as it is decoded, then its figures. Raises TinyR1Error (bad question or options)."""
     from runtime.tasks import score
     stats, pieces = {}, []
-    try:
-        for piece in model.generate(question, stats=stats, **kw):
-            pieces.append(piece)
-            click.echo(piece, nl=False)
-            sys.stdout.flush()
-    except TinyR1Error as e:
-        raise click.ClickException(str(e))
+    for piece in model.generate(question, stats=stats, **kw):
+        pieces.append(piece)
+        click.echo(piece, nl=False)
+        sys.stdout.flush()
     secs = stats["prefill_seconds"] + stats["decode_seconds"]
     s = score(question, "".join(pieces))
     verdict = "" if s["correct"] is None else f", verifier: {'right' if s['correct'] else 'wrong'}"
@@ -58,15 +72,25 @@ def _stream(model, question, **kw):
 @gen_options
 def run(model, prompt, **kw):
     """Stream the answer to one question from a compiled MODEL file."""
-    _stream(_load(model), prompt, **kw)
+    m = _load(model)
+    try:
+        _stream(m, prompt, **kw)
+    except TinyR1Error as e:
+        raise click.ClickException(str(e))
 
 
 @click.command("chat")
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
 @gen_options
 def chat(model, **kw):
-    """Ask questions in a loop (empty line or Ctrl-D ends)."""
+    """Ask questions in a loop (empty line or Ctrl-D ends). A question the model cannot take (a character
+    outside its vocabulary, too long for its context) prints an error and the loop goes on."""
+    from runtime.generate import check_options
     m = _load(model)
+    try:                                   # top_k's bound needs the model: checked once, not per question
+        check_options(**{k: v for k, v in kw.items() if k != "speculative"}, vocab_size=m.tokenizer.vocab_size)
+    except TinyR1Error as e:
+        raise click.ClickException(str(e))
     while True:
         try:
             q = input("? ")
@@ -74,7 +98,10 @@ def chat(model, **kw):
             break
         if not q.strip():
             break
-        _stream(m, q.strip(), **kw)
+        try:
+            _stream(m, q.strip(), **kw)
+        except TinyR1Error as e:
+            click.echo(f"Error: {e}", err=True)
 
 
 @click.command("inspect")
@@ -103,7 +130,7 @@ def inspect_cmd(model, show_graph, as_json):
     if info["mtp_op_counts"]:
         click.echo("MTP draft head (self-speculative decoding): " +
                    ", ".join(f"{k} x{v}" for k, v in info["mtp_op_counts"].items()))
-    click.echo("config: " + ", ".join(f"{k}={info['config'][k]}" for k in
+    click.echo("config: " + ", ".join(f"{k}={info['config'].get(k)}" for k in
                                       ("hidden_size", "num_hidden_layers", "n_routed_experts", "num_experts_per_tok",
                                        "kv_lora_rank", "max_position_embeddings")))
     if info["quantization"]:

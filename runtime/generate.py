@@ -9,6 +9,8 @@ of (hidden state, next token) pairs for every position. It is off by default: in
 over two positions costs nearly two single-token steps (the time goes to per-call overhead, and the two
 positions' experts differ), so even ~95% accepted drafts do not pay for the draft head (README: Interop and speed).
 """
+import math
+import numbers
 import time
 from dataclasses import dataclass
 
@@ -31,6 +33,42 @@ class Answer:
     @property
     def tokens_per_second(self):
         return self.tokens / max(self.prefill_seconds + self.decode_seconds, 1e-9)
+
+
+SEED_MAX = 2 ** 32 - 1     # a uint32, as llama.cpp's and most samplers' seeds: a seed means the same everywhere
+
+
+def _is_int(v):
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def check_options(temperature=0.0, top_k=None, top_p=None, seed=None, max_new_tokens=None, vocab_size=None):
+    """Raise GenerationError unless every sampling option is in its range. The message starts with the
+    option and its value ("temperature=nan: must be ..."), so a caller can prefix a file and section.
+    vocab_size: the model's vocabulary, top_k's upper bound (None: not checked against one)."""
+    def bad(name, value, valid):
+        raise GenerationError(f"{name}={value!r:.40}: must be {valid}")
+    if not (isinstance(temperature, numbers.Real) and not isinstance(temperature, bool)
+            and math.isfinite(temperature) and temperature >= 0):
+        bad("temperature", temperature, "a finite number >= 0 (0 = greedy)")
+    if top_k is not None and not (_is_int(top_k) and 1 <= top_k <= (vocab_size or top_k)):
+        upto = f" to {vocab_size} (the vocabulary size)" if vocab_size else " or more"
+        bad("top_k", top_k, f"an integer from 1{upto}, or None for no limit")
+    if top_p is not None and not (isinstance(top_p, numbers.Real) and not isinstance(top_p, bool)
+                                  and 0 < top_p <= 1):                # NaN fails the comparison
+        bad("top_p", top_p, "a number in (0, 1] (1 = no limit), or None")
+    if seed is not None and not (_is_int(seed) and 0 <= seed <= SEED_MAX):
+        bad("seed", seed, f"an integer in 0..{SEED_MAX} (2**32 - 1), or None for a fresh random seed")
+    if max_new_tokens is not None and not (_is_int(max_new_tokens) and max_new_tokens >= 1):
+        bad("max_new_tokens", max_new_tokens, "an integer >= 1, or None for the model's default")
+
+
+def check_prompt(prompt):
+    """Raise GenerationError unless the prompt is text with something in it."""
+    if not isinstance(prompt, str):
+        raise GenerationError(f"prompt={prompt!r:.40}: must be a string (the question)")
+    if not prompt.strip():
+        raise GenerationError(f"prompt={prompt!r:.40}: is empty; ask a question, e.g. \"What is 47+38?\"")
 
 
 def sample(logits, rng, temperature, top_k, top_p):
@@ -99,13 +137,16 @@ def greedy_tokens_from(model, t):
 
 def generate(model, prompt, *, max_new_tokens=None, temperature=0.0, top_k=None, top_p=None, seed=None,
              stats=None, speculative=False):
-    """Yield text pieces as they are decoded; stops after `</answer>`, before `<eos>`, or at the limit.
+    """-> an iterator of text pieces as they are decoded; stops after `</answer>`, before `<eos>`, or at the
+    limit. The options and the prompt are checked here, before the iterator is returned (GenerationError,
+    TokenizerError, ContextOverflowError).
 
     speculative: draft with the MTP head (greedy decoding and a model with one); same text, see above.
     `stats`, if a dict, receives prefill_seconds (to the first token), decode_seconds, tokens, stop,
     prompt_tokens, and drafted/accepted for speculative decoding."""
     from runtime.model import ContextOverflowError
-    tok = model.tokenizer
+    check_options(temperature, top_k, top_p, seed, max_new_tokens, model.tokenizer.vocab_size)
+    check_prompt(prompt)
     ids = model.encode_prompt(prompt)
     if len(ids) >= model.max_positions:
         raise ContextOverflowError(f"the prompt is {len(ids)} tokens; the model's context holds "
@@ -116,6 +157,12 @@ def generate(model, prompt, *, max_new_tokens=None, temperature=0.0, top_k=None,
     if speculative and (temperature or not model.has_mtp):
         raise GenerationError(f"speculative decoding needs greedy decoding (temperature 0, got {temperature}) and a "
                               f"model with an MTP head ({'has one' if model.has_mtp else 'this one has none'})")
+    return _decode(model, ids, max_new_tokens, temperature, top_k, top_p, seed, stats, speculative)
+
+
+def _decode(model, ids, max_new_tokens, temperature, top_k, top_p, seed, stats, speculative):
+    """generate's loop, over checked options."""
+    tok = model.tokenizer
     counts = {"drafted": 0, "accepted": 0}
     model.reset()
     source = speculative_tokens(model, ids, counts) if speculative else \

@@ -168,7 +168,8 @@ class Model:
 
     def generate(self, prompt, *, max_new_tokens=None, temperature=0.0, top_k=None, top_p=None, seed=None,
                  stats=None, speculative=False):
-        """Yield text pieces as they are decoded; stops after `</answer>`, before `<eos>`, or at the limit.
+        """-> an iterator of text pieces as they are decoded; stops after `</answer>`, before `<eos>`, or at
+        the limit. Bad options or an empty prompt raise GenerationError here (runtime.generate.check_options).
         speculative=True: greedy decoding that drafts with the model's MTP head (same text).
         `stats`, if a dict, receives prefill_seconds, decode_seconds, tokens, stop (and drafted/accepted)."""
         return gen.generate(self, prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,

@@ -1,5 +1,6 @@
 """Flashing: into a directory, over a real sshd on 127.0.0.1, through Ansible on localhost; kill -9
-mid-transfer, corrupt transfers and rollback; the systemd unit checked by systemd-analyze."""
+mid-transfer, corrupt transfers and rollback; ssh targets ssh could misread; the systemd unit checked by
+systemd-analyze and updated by a re-flash. Faults (kill -9 at random, locks, full disks): test_flash_faults.py."""
 import os
 import shutil
 import signal
@@ -12,7 +13,8 @@ from click.testing import CliRunner
 
 from compiler.deploy.bundle import build, tar_bytes
 from compiler.deploy.flash import STALL_ENV
-from compiler.deploy.targets import ACTIVATE, PREPARE, FlashError, Target, parse_target
+from compiler.deploy.scripts import FLASH
+from compiler.deploy.targets import FlashError, Target, parse_target
 from conftest import ROOT
 from runtime.cli import main
 from runtime.errors import ConfigError
@@ -74,10 +76,10 @@ def test_corrupt_transfer_is_refused_and_current_kept(tmp_path, tiny_model_file)
     data, mode = files["model.msgpack"]
     files["model.msgpack"] = (data[:-1] + bytes([data[-1] ^ 1]), mode)   # one bit flipped on the way
     t = Target("dir", str(tmp_path))
-    t.run(PREPARE, t.root, rid, data=tar_bytes(files))
     with pytest.raises(FlashError, match=r"model.msgpack: FAILED"):
-        t.run(ACTIVATE, t.root, rid)
+        t.run(FLASH, t.root, rid, data=tar_bytes(files))
     assert current(tmp_path) == before
+    assert sorted(os.listdir(os.path.join(base(tmp_path), "releases"))) == [before[9:]]   # nothing left behind
     check_release(tmp_path)
 
 
@@ -182,6 +184,25 @@ def test_ssh_errors_are_reported(tmp_path, tiny_model_file):
     assert r.exit_code == 1 and "Connection refused" in r.output
 
 
+@pytest.mark.parametrize("text, what, value", [
+    ("ssh://-oProxyCommand=touch%20x/", "host", "-oproxycommand=touch%20x"),
+    ("ssh://-oProxyCommand=x@pi/", "user", "-oProxyCommand=x"),
+    ("ssh://pi@kiosk local/", "host", "kiosk local"),
+    ("ssh://p i@kiosk/", "user", "p i"),
+])
+def test_ssh_hosts_and_users_that_ssh_would_read_as_options_are_refused(text, what, value):
+    with pytest.raises(ConfigError) as e:
+        parse_target(text)
+    assert str(e.value).startswith(f"--target {text!r}: the {what} {value!r} may not begin with '-'"), str(e.value)
+
+
+def test_ssh_target_control_characters_and_the_end_of_options():
+    with pytest.raises(ConfigError, match=r"--target 'ssh://pi@kiosk\\n-oProxyCommand=x/': control characters"):
+        parse_target("ssh://pi@kiosk\n-oProxyCommand=x/")
+    argv = parse_target("ssh://pi@kiosk.local:2200/").command("true")
+    assert argv[argv.index("--") + 1] == "pi@kiosk.local"            # ssh stops reading options before the host
+
+
 # ---------------------------------------------------------------- a fleet through Ansible
 def test_fleet_flash_with_ansible_on_localhost(tmp_path, tiny_model_file):
     if shutil.which("ansible-playbook", path=ENV["PATH"]) is None:
@@ -201,19 +222,33 @@ def test_fleet_flash_with_ansible_on_localhost(tmp_path, tiny_model_file):
 
 
 # ---------------------------------------------------------------- what runs on the Pi
-def test_systemd_unit_verifies_and_install_script_uses_apt_only():
-    unit = os.path.join(ROOT, "compiler", "deploy", "tinyr1-kiosk.service")
-    if shutil.which("systemd-analyze") is None:
-        pytest.fail("systemd-analyze is needed to check the unit (Debian package systemd)")
-    r = subprocess.run(["systemd-analyze", "verify", unit], capture_output=True, text=True)
-    assert r.returncode == 0 and r.stderr.strip() == "", r.stderr
-    text = open(unit).read()
-    for need in ("Type=notify", "WatchdogSec=", "Restart=on-failure", "User=tinyr1",
-                 "SupplementaryGroups=gpio i2c video", "StateDirectory=tinyr1"):
-        assert need in text
-    script = os.path.join(ROOT, "compiler", "deploy", "install.sh")
-    subprocess.run(["sh", "-n", script], check=True)
-    out = subprocess.run(["sh", script, "--dry-run"], capture_output=True, text=True, check=True).stdout
-    apt = [line for line in out.splitlines() if "apt-get install" in line][0]
-    pkgs = apt.split("--no-install-recommends")[1].split()
-    assert pkgs and all(p.startswith("python3-") for p in pkgs) and "pip" not in out
+def test_a_reflash_updates_the_installed_unit_file_and_restart_reloads(tmp_path, tiny_model_file, monkeypatch):
+    """install.sh copied an older release's unit to /etc/systemd/system: the flash replaces it (temp file and
+    rename in its directory) and --restart runs daemon-reload first; where it cannot, one line says what to run."""
+    unit = tmp_path / "etc" / "systemd" / "system" / "tinyr1-kiosk.service"
+    unit.parent.mkdir(parents=True)
+    unit.write_text("[Service]\nExecStart=/old\n")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "systemctl").write_text(f'#!/bin/sh\necho "$*" >> {tmp_path}/systemctl.log\n')
+    (fake / "systemctl").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    out = flash("--config", OLED, "--model", tiny_model_file, "--target", str(tmp_path), "--restart")
+    assert f"\nunit file updated: {unit}\nactive: " in out and out.endswith("\nrestarted tinyr1-kiosk\n"), out
+    assert unit.read_bytes() == open(os.path.join(base(tmp_path), "current", "tinyr1-kiosk.service"), "rb").read()
+    assert oct(unit.stat().st_mode & 0o777) == "0o644" and os.listdir(unit.parent) == ["tinyr1-kiosk.service"]
+    assert (tmp_path / "systemctl.log").read_text().splitlines() == [
+        "is-enabled --quiet tinyr1-kiosk", "daemon-reload", "restart tinyr1-kiosk"]
+    assert "unit file" not in flash("--config", LCD, "--model", tiny_model_file, "--target", str(tmp_path))
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("CI runs as root: this test makes the unit directory immutable")
+        pytest.skip("needs root for chattr +i")
+    unit.write_text("[Service]\nExecStart=/old\n")
+    subprocess.run(["chattr", "+i", str(unit.parent)], check=True)   # a unit directory the flash cannot write
+    try:
+        out = flash("--config", OLED, "--model", tiny_model_file, "--target", str(tmp_path))
+    finally:
+        subprocess.run(["chattr", "-i", str(unit.parent)], check=True)
+    assert f"warning: {unit} differs from this release's and was not replaced (cp: cannot create" in out, out
+    assert "run: sudo /opt/tinyr1/current/install.sh" in out and unit.read_text().endswith("/old\n")

@@ -130,8 +130,9 @@ def test_task_buttons_ask_fresh_instances_and_verify_them(factory, tiny_model_fi
     k.stop()
     qs = [t["question"] for t in k.transcript]
     assert len(set(qs)) == 3 and all(FAMILIES["add"].parse(q) for q in qs)
-    for t in k.transcript:
-        assert t["verified"] is FAMILIES["add"].verify(t["question"], t["answer"])
+    for t in k.transcript:                                       # a cut-off answer is not judged
+        judged = t["status"] != "cut off"
+        assert t["verified"] is (FAMILIES["add"].verify(t["question"], t["answer"]) if judged else None)
 
 
 @pytest.mark.parametrize("busy", ["cancel", "queue"])
@@ -149,10 +150,10 @@ def test_a_press_while_answering_cancels_or_queues(factory, tiny_model_file, bus
     k.stop()
     got = [(t["pin"], t["status"]) for t in k.transcript]
     if busy == "cancel":   # each press cancels the one before; 22 and 23 arrive while the gate is open
-        assert got[0] == (17, "cancelled") and got[-1] == (23, "done")
+        assert got[0] == (17, "cancelled") and got[-1] == (23, "cut off")      # random weights: no </answer>
         assert k.stats["dropped"] == 0
     else:                  # 17 finishes; 27 and 22 wait their turn; 23 finds the queue full
-        assert got == [(17, "done"), (27, "done"), (22, "done")]
+        assert got == [(17, "cut off"), (27, "cut off"), (22, "cut off")]
         assert k.stats["dropped"] == 1
     assert k.stats["accepted"] == k.stats["answered"] + k.stats["cancelled"]
 
@@ -211,7 +212,7 @@ def test_event_storm(factory, tiny_model_file):
             assert s["dropped"] > 0
         final = frames[-1][0]
         assert final.tobytes() == k.display.render(layout(k.view, k.display.cols, k.display.rows)).tobytes()
-        assert k.view.mode == "answer" and k.view.status == "done"
+        assert k.view.mode == "answer" and k.view.status in ("done", "cut off")
         print(f"storm busy={busy}: {dict(s)}")
 
 
@@ -283,7 +284,7 @@ def test_display_failure_falls_back_to_console_and_recovers(factory, tiny_model_
     tap(factory, 17, clock)
     assert k.wait_idle(60)
     assert isinstance(k.display, TerminalDisplay) and k.stats["display_failures"] == 1
-    assert k.transcript[0]["status"] == "done"                  # the answer went on, on the console
+    assert k.transcript[0]["status"] == "cut off"               # the answer went on, on the console
     clock.t += 11                                                # past the retry time
     tap(factory, 27, clock)
     assert k.wait_idle(60)
@@ -303,7 +304,7 @@ def test_generation_error_is_shown_and_the_kiosk_goes_on(factory, tiny_model_fil
     tap(factory, 17)
     assert k.wait_idle(60)
     k.stop()
-    assert k.transcript[-1]["status"] == "done" and k.view.mode == "answer"
+    assert k.transcript[-1]["status"] == "cut off" and k.view.mode == "answer"
 
 
 def test_sd_notify_ready_and_watchdog(factory, tiny_model_file, tmp_path):
@@ -399,3 +400,73 @@ def test_interactive_simulation_keys_press_buttons(tiny_model_file):
     os.close(master)
     assert p.returncode == 0, out
     assert "Solve x^2-5x+6=0" in out
+
+
+@pytest.mark.parametrize("text, thinking, answer", [
+    ("<think>7+8=15", "7+8=15", None),
+    ("<think>7+8=15</think>", "7+8=15", None),
+    ("<think>7+8=15</think><answer>8", "7+8=15", "8"),
+    ("<think>7+8=15</think><answer>85</answer>", "7+8=15", "85"),
+    ("<think>a<answer>x</think><answer>85", "a", "x85"),          # a stray tag ends the thinking, then is dropped
+    ("<think>a</think>b</think><answer>8<pad>5<think>", "a", "85"),
+    ("no tags at all", "", None),
+])
+def test_the_screen_never_shows_a_raw_tag(text, thinking, answer):
+    from runtime.kiosk.layout import split_completion
+    assert split_completion(text) == (thinking, answer)
+
+
+def student_with_context(tmp_path, question, answer_chars):
+    """The bundled student compiled with a context that ends `answer_chars` characters into its answer to
+    `question` -> (path, the full completion)."""
+    import dataclasses
+    from compiler.compile import compile_model, load_source
+    params, cfg, tok, _ = load_source(os.path.join(ROOT, "trainer", "checkpoints", "student"))
+    full = load(_compiled(tmp_path / "full.msgpack", compile_model(params, cfg, tok, quant="int8")[0]))
+    text = "".join(full.generate(question))
+    ids = tok.encode(text)
+    assert text.endswith("</answer>") and len(ids) - ids.index(tok.answer_id) > answer_chars + 1
+    S = len(full.encode_prompt(question)) + ids.index(tok.answer_id) + 1 + answer_chars
+    short = dataclasses.replace(cfg, max_position_embeddings=S)
+    return _compiled(tmp_path / "short.msgpack", compile_model(params, short, tok, quant="int8")[0]), text
+
+
+def _compiled(path, data):
+    path.write_bytes(data)
+    return str(path)
+
+
+def test_an_answer_cut_off_by_a_full_context_shows_as_cut_off(factory, tmp_path):
+    from runtime.tokenizer import SPECIALS
+    question = "What is 47+38?"
+    path, text = student_with_context(tmp_path, question, answer_chars=1)
+    cfg = load_config(OLED, model_override=path)
+    cfg.buttons[0].question = question                           # GPIO 17
+    disp = open_display(cfg, simulate=True)
+    screens = []
+    k = Kiosk(cfg, load(path), disp, pin_factory=factory,
+              on_frame=lambda im, v: screens.append([line.text for line in layout(v, disp.cols, disp.rows)])).start()
+    tap(factory, 17)
+    assert k.wait_idle(60)
+    k.stop()
+    t = k.transcript[0]
+    partial = text.split("<answer>")[1][:1]                      # the one answer character there was room for
+    assert (t["status"], t["cut_off"], t["answer"], t["verified"]) == ("cut off", "context full", partial, None)
+    assert t["text"] == text[:text.index("<answer>") + len("<answer>") + 1]      # the raw text ends mid-answer
+    assert k.stats["cut_off"] == 1 and k.stats["answered"] == 1
+    final = screens[-1]
+    assert final == ["What is 47+38?", f"(thought {len(t['thinking'])} chars)", f"= {partial}", "(context full)",
+                     "cut off"]
+    for screen in screens:                                        # streaming and final: no raw tag, ever
+        assert not any(tag in line for line in screen for tag in SPECIALS), screen
+
+
+def test_a_cut_off_answer_on_a_16x2_lcd_and_a_token_limit():
+    from runtime.kiosk.layout import View
+    v = View(mode="answer", question="What is 47+38?", answer="8", status="cut off", cut_off="context full")
+    assert [line.text for line in layout(v, 16, 2)] == ["What is 47+38?", "=8 (cut off)"]
+    v.answer = "123456789012345"
+    assert [line.text for line in layout(v, 16, 2)] == ["What is 47+38?", "=123.. (cut off)"]     # the mark stays
+    v.answer, v.cut_off = "", "token limit"
+    assert [line.text for line in layout(v, 16, 2)] == ["What is 47+38?", "(cut off)"]
+    assert [line.text for line in layout(v, 21, 5)] == ["What is 47+38?", "(token limit)", "", "", "cut off"]

@@ -132,3 +132,92 @@ def test_sd_notify_abstract_socket_and_watchdog_off_without_systemd():
 def test_journal_priorities():
     rec = logging.LogRecord("tinyr1.kiosk", logging.ERROR, __file__, 1, "display failed", (), None)
     assert JournalFormatter("%(message)s").format(rec) == "<3>display failed"
+
+
+def test_driver_sizes_are_the_ones_luma_accepts(monkeypatch):
+    """display.DRIVER_SIZES (what `validate` allows) against the real drivers: each listed size builds, and
+    its neighbours do not (on the Pi a size the driver refuses left the kiosk on the console)."""
+    monkeypatch.setattr("luma.core.device.sleep", lambda s: None)     # the HD44780's init waits 0.6 s for a chip
+    from luma.core.error import DeviceDisplayModeError
+    from luma.core.interface.serial import noop, pcf8574
+    import luma.oled.device as oled
+    from luma.lcd.device import hd44780
+    from runtime.kiosk.display import DRIVER_SIZES
+
+    def make(kind, w, h):
+        if kind == "hd44780":
+            return hd44780(pcf8574(bus=RecordingBus(), address=0x27), width=w, height=h)
+        return getattr(oled, kind)(noop(), width=w, height=h)
+
+    for kind, sizes in DRIVER_SIZES.items():
+        for w, h in sizes:
+            make(kind, w, h)
+        widths, heights = {w for w, _ in sizes}, {h for _, h in sizes}
+        for w, h in [(w, h) for w in widths for h in heights if (w, h) not in sizes] + [(100, 64), (16, 3)]:
+            with pytest.raises(DeviceDisplayModeError):
+                make(kind, w, h)
+
+
+def find_ttf():
+    """A TrueType font on this machine: Debian's fonts-dejavu-core (on Raspberry Pi OS too) or matplotlib's."""
+    import glob
+    paths = glob.glob("/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf")
+    try:
+        import matplotlib
+        paths += glob.glob(os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "fonts", "ttf",
+                                        "DejaVuSansMono.ttf"))
+    except ImportError:
+        pass
+    if not paths:
+        pytest.skip("needs a TrueType font: apt install fonts-dejavu-core")
+    return paths[0]
+
+
+def test_missing_glyphs_in_bitmap_rom_and_truetype_fonts():
+    from luma.core.bitmap_font import embedded_fonts
+    from luma.lcd.const import hd44780
+    from runtime.kiosk.display import missing_glyph
+    emoji = "\U0001F600"
+    pil = load_font()                                   # Latin-1 only
+    assert missing_glyph(pil, "Add 47+38? x\u00d7y \u00e9\u00ff ~") is None
+    assert missing_glyph(pil, "ok " + emoji) == emoji and missing_glyph(pil, "5\u20ac") == "\u20ac"
+    assert missing_glyph(pil, "a\u00a0b") == "\u00a0"                  # no-break space: a zero-width glyph
+    rom = embedded_fonts(hd44780.FONTDATA)
+    assert missing_glyph(rom, "Speed 60 km/h \u00d7\u00e9") is None
+    assert missing_glyph(rom, "5\u20ac") == "\u20ac" and missing_glyph(rom, emoji) == emoji
+    ttf = load_font(find_ttf(), 10)
+    assert missing_glyph(ttf, "Add 47+38? \u00e9\u20ac\u2192 ~") is None
+    assert missing_glyph(ttf, "ok " + emoji) == emoji and missing_glyph(ttf, "\u4e2d") == "\u4e2d"
+
+
+def test_validate_checks_labels_against_a_truetype_font(tmp_path):
+    from runtime.errors import ConfigError
+    ttf = find_ttf()
+    raw = {"board": "pi5", "model": "m", "display": {"type": "ssd1306", "font": ttf, "font_size": 10},
+           "buttons": [{"pin": 17, "label": "Smile \U0001F600", "question": "What is 47+38?"}]}
+    with pytest.raises(ConfigError) as e:
+        config_from_dict(raw, "k.yaml")
+    assert str(e.value) == (f"k.yaml: buttons[0].label: character U+1F600 '\U0001F600' at position 6 has no glyph "
+                            f"in '{ttf}' at size 10; the display cannot draw it")
+    raw["buttons"][0]["label"] = "Price \u20ac"                     # DejaVu has the euro; Pillow's default does not
+    cfg = config_from_dict(raw, "k.yaml")
+    d = open_display(cfg, simulate=True)
+    d.show(layout(View(title=cfg.title, labels=["17 Price \u20ac"]), d.cols, d.rows))
+    raw["display"]["font_size"] = 40                               # 24x48-pixel characters: 5x1 on 128x64
+    with pytest.raises(ConfigError, match=r"k.yaml: display: 128x64 with 24x48-pixel characters \(.*\) holds 5x1 "
+                                          r"characters; the kiosk needs at least 8x2"):
+        config_from_dict(raw, "k.yaml")
+    (tmp_path / "bad.ttf").write_bytes(b"not a font")
+    raw["display"]["font"] = str(tmp_path / "bad.ttf")
+    with pytest.raises(ConfigError, match=r"k.yaml: display.font: '.*bad.ttf' is not a font Pillow can load"):
+        config_from_dict(raw, "k.yaml")
+
+
+def test_every_drawn_character_of_a_valid_config_draws(tmp_path):
+    """What validation lets through, the display draws: every printable Latin-1 character on the OLED."""
+    text = "".join(c for c in map(chr, range(32, 256)) if c.isprintable() and c != "\u00a0")
+    cfg = config_from_dict({"board": "pi5", "model": "m", "display": {"type": "ssd1306"}, "title": text[:64],
+                            "buttons": [{"pin": 17, "label": text[64:128], "question": text}]}, "k.yaml")
+    d = open_display(cfg, simulate=True)
+    d.show(layout(View(mode="answer", question=text, answer=text, status="done"), d.cols, d.rows))
+    d.show(layout(View(title=cfg.title, labels=[cfg.buttons[0].label]), d.cols, d.rows))

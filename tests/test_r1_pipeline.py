@@ -164,7 +164,12 @@ def test_pipeline_resumes_a_killed_stage(tmp_path):
     ([{"name": "x", "sft": {"steps": 2}}, {"name": "x", "sft": {}}], "duplicate stage name 'x'"),
     ([{"name": "x", "sft": {"stepz": 2}}], r"stages\[0\] \(x\): sft: unknown key 'stepz'"),
     ([{"name": "x", "rejection": {"init": "a/b", "samples": "4"}}], "key 'samples' must be int"),
-    ([{"name": "x", "grpo": {"init": "a/b", "group_size": 1}}], "group_size must be >= 2"),
+    ([{"name": "x", "grpo": {"init": "a/b", "group_size": 1}}],
+     r"stages\[0\] \(x\): grpo: group_size=1 is invalid: must be an integer >= 2"),
+    ([{"name": "x", "rejection": {"init": "a/b", "temperature": -1.0}}],
+     r"stages\[0\] \(x\): rejection: temperature=-1.0 is invalid: must be a finite number >= 0"),
+    ([{"name": "x", "rejection": {"init": "a/b", "families": {"add": 0}}}],
+     r"rejection: families: every weight is 0"),
     ([{"name": "x", "sft": {"init": "a/b"}, "model": {}}], "sft.init takes the model from a/b"),
     ([{"name": "x", "grpo": {"init": "a/b"}, "modle": {}}], "unknown key 'modle'"),
 ])

@@ -47,9 +47,26 @@ def _savez(path, arrays):
         os.fsync(f.fileno())
 
 
+def nonfinite(arrays):
+    """-> [(name, number of NaN or inf values)] of every array that has any, in order."""
+    return [(k, int(a.size - np.count_nonzero(np.isfinite(a)))) for k, a in arrays.items()
+            if not np.isfinite(a).all()]
+
+
+def require_finite(params, source, error=CheckpointError, hint="these weights come from a diverged run"):
+    """Raise `error` naming `source`, the first weight with NaN or inf values, their count, and `hint`."""
+    bad = nonfinite(params)
+    if bad:
+        name, n = bad[0]
+        more = f" (and {len(bad) - 1} more weights)" if len(bad) > 1 else ""
+        raise error(f"{source}: weight {name} has {n} NaN or inf values of {params[name].size}{more}; {hint}")
+
+
 def save(path, params, cfg, tok, meta=None, optim=None):
-    """Write a checkpoint directory at `path` atomically (replacing any existing one)."""
+    """Write a checkpoint directory at `path` atomically (replacing any existing one); weights with
+    NaN or inf values are refused (the training loops stop before that, with a better message)."""
     path = os.path.abspath(path)
+    require_finite(params, f"refusing to write the checkpoint {path}")
     tmp = f"{path}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)

@@ -3,6 +3,8 @@
 Defaults are the bundled ~1M-parameter student. Recipes override fields by name; see
 `trainer/recipe.py` for how unknown keys and wrong types are rejected.
 """
+import math
+import numbers
 from dataclasses import MISSING, asdict, dataclass, fields
 from typing import Optional
 
@@ -55,16 +57,12 @@ class ModelConfig:
         return cls(**check_fields(cls, d, source))
 
     def validate(self, source="config"):
+        check_ranges(self, MODEL_RANGES, source)
+
         def need(cond, field, why):
             if not cond:
                 raise ConfigError(f"{source}: {field}={getattr(self, field)!r} is invalid: {why}")
-        for f in ("vocab_size", "hidden_size", "intermediate_size", "moe_intermediate_size",
-                  "num_hidden_layers", "num_attention_heads", "n_routed_experts", "num_experts_per_tok",
-                  "n_group", "topk_group", "kv_lora_rank", "qk_nope_head_dim", "v_head_dim",
-                  "max_position_embeddings"):
-            need(getattr(self, f) > 0, f, "must be positive")
-        need(self.qk_rope_head_dim > 0 and self.qk_rope_head_dim % 2 == 0, "qk_rope_head_dim",
-             "must be a positive even number (RoPE rotates pairs)")
+        need(self.qk_rope_head_dim % 2 == 0, "qk_rope_head_dim", "must be even (RoPE rotates pairs)")
         need(self.num_experts_per_tok <= self.n_routed_experts, "num_experts_per_tok",
              f"must be <= n_routed_experts={self.n_routed_experts}")
         need(self.n_routed_experts % self.n_group == 0, "n_group",
@@ -74,12 +72,64 @@ class ModelConfig:
         need(self.topk_group <= self.n_group, "topk_group", f"must be <= n_group={self.n_group}")
         need(self.num_experts_per_tok <= self.topk_group * (self.n_routed_experts // self.n_group),
              "num_experts_per_tok", "must fit in the experts of the kept groups")
-        need(0 <= self.first_k_dense_replace <= self.num_hidden_layers, "first_k_dense_replace",
-             f"must be in 0..num_hidden_layers={self.num_hidden_layers}")
-        need(self.n_shared_experts >= 0, "n_shared_experts", "must be >= 0")
-        need(self.q_lora_rank is None or self.q_lora_rank > 0, "q_lora_rank", "must be None or positive")
-        need(self.num_nextn_predict_layers in (0, 1), "num_nextn_predict_layers", "must be 0 or 1")
+        need(self.first_k_dense_replace <= self.num_hidden_layers, "first_k_dense_replace",
+             f"must be <= num_hidden_layers={self.num_hidden_layers}")
         return self
+
+
+# Interval of every numeric field ("[1, inf)": >= 1); the rule of check_ranges below.
+MODEL_RANGES = {
+    "vocab_size": "[1, inf)", "hidden_size": "[1, inf)", "intermediate_size": "[1, inf)",
+    "moe_intermediate_size": "[1, inf)", "num_hidden_layers": "[1, inf)", "num_attention_heads": "[1, inf)",
+    "n_routed_experts": "[1, inf)", "num_experts_per_tok": "[1, inf)", "n_shared_experts": "[0, inf)",
+    "n_group": "[1, inf)", "topk_group": "[1, inf)", "routed_scaling_factor": "(0, inf)",
+    "first_k_dense_replace": "[0, inf)", "kv_lora_rank": "[1, inf)", "q_lora_rank": "[1, inf)",
+    "qk_nope_head_dim": "[1, inf)", "qk_rope_head_dim": "[2, inf)", "v_head_dim": "[1, inf)",
+    "rope_theta": "(0, inf)", "rms_norm_eps": "(0, 1)", "max_position_embeddings": "[1, inf)",
+    "num_nextn_predict_layers": "[0, 1]", "initializer_range": "(0, inf)",
+}
+
+
+def check_ranges(obj, ranges, source):
+    """Check every int or float field of dataclass `obj` against its interval in `ranges` (a field
+    missing from `ranges` is a KeyError: every number gets a range). None (an Optional off) passes."""
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if value is not None and not isinstance(value, (bool, str, list, dict)):
+            check_number(value, ranges[f.name], source, f.name)
+
+
+def check_number(value, interval, source, key):
+    """Raise ConfigError unless `value` is a finite number in `interval`, written "(0, 1]", "[1, inf)"...
+
+    The message names the source (the recipe file and section), the key, the value and the interval."""
+    lo_bracket, lo, hi, hi_bracket = interval[0], *map(float, interval[1:-1].split(",")), interval[-1]
+    integer = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    ok = ((integer or real and math.isfinite(value))                  # a huge int would overflow isfinite
+          and (lo <= value if lo_bracket == "[" else lo < value)
+          and (value <= hi if hi_bracket == "]" else value < hi))
+    if not ok:
+        kind = "an integer" if integer else "a finite number"
+        raise ConfigError(f"{source}: {key}={value!r} is invalid: must be {kind} {describe(interval)}".rstrip())
+
+
+def describe(interval):
+    """"[1, inf)" -> ">= 1"; "(0, 1]" -> "in (0, 1]"; "(-inf, inf)" -> ""."""
+    lo, hi = (x.strip() for x in interval[1:-1].split(","))
+    if (lo, hi) == ("-inf", "inf"):
+        return ""
+    if hi == "inf":
+        return f"{'>=' if interval[0] == '[' else '>'} {lo}"
+    return f"in {interval}"
+
+
+def check_weights(weights, source, key, interval="[0, inf)"):
+    """A {name: weight} mapping (family or reward weights): each weight a finite number in `interval`.
+    -> the sum of the weights."""
+    for name, w in weights.items():
+        check_number(w, interval, source, f"{key}.{name}")
+    return float(sum(weights.values()))
 
 
 def check_fields(cls, d, source):

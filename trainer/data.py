@@ -6,24 +6,47 @@ covers the completion (everything after the question), never the prompt.
 """
 import numpy as np
 
-from runtime.errors import ConfigError
+from runtime.errors import ConfigError, DatasetError
+from trainer.config import check_weights
 from trainer.tasks import FAMILIES, load_jsonl, make_example, target_text
+
+
+def check_families(families, source):
+    """A recipe's {family: weight}: known families, each weight a finite number >= 0. -> their sum
+    (an empty mapping means every family at weight 1)."""
+    for name in families:
+        if name not in FAMILIES:
+            raise ConfigError(f"{source}: families: unknown family {name!r}; known: {', '.join(FAMILIES)}")
+    return check_weights(families, source, "families") if families else float(len(FAMILIES))
 
 
 class Mixture:
     def __init__(self, tok, families=None, datasets=(), dataset_weight=1.0, seed=0, source="sft", split="train"):
         weights = dict(families) if families else {name: 1.0 for name in FAMILIES}
-        for name in weights:
-            if name not in FAMILIES:
-                raise ConfigError(f"{source}: families: unknown family {name!r}; known: {', '.join(FAMILIES)}")
+        check_families(weights, source)
         self.pool = [ex for path in datasets for ex in load_jsonl(path)]
         self.names = [n for n, w in weights.items() if w > 0]
         w = [weights[n] for n in self.names]
         if self.pool:
             self.names.append("<jsonl>")
             w.append(dataset_weight)
+        if not self.names:
+            raise ConfigError(f"{source}: nothing to train on: every family weight is 0 and the datasets "
+                              f"{', '.join(map(str, datasets))} hold no examples")
         self.p = np.asarray(w, float) / sum(w)
-        self.tok, self.seed, self.split = tok, seed, split
+        self.tok, self.seed, self.split, self.source = tok, seed, split, source
+        self.context = None               # set by check_context; then every generated batch is checked
+
+    def check_context(self, context, what):
+        """Refuse, before training, any JSONL example longer than `context` tokens (the model's
+        max_position_embeddings; `what` names where that number comes from)."""
+        for ex in self.pool:
+            n = len(sequence(self.tok, ex.question, target_text(ex.reasoning, ex.answer))[0]) - 1
+            if n > context:
+                raise DatasetError(f"{ex.where}: the example is {n} tokens (<bos>, question, <think>reasoning"
+                                   f"</think><answer>answer</answer>), more than the model's context of {context} "
+                                   f"tokens ({what}); shorten it or train a model with a longer context")
+        self.context = context
 
     def examples(self, rng, n):
         """n training examples (question, completion text)."""
@@ -40,7 +63,7 @@ class Mixture:
     def batch(self, step, batch_size):
         """-> tokens (B, T+1) int64 padded with <pad>, mask (B, T) float32 over completion targets."""
         rng = np.random.default_rng([self.seed, step])
-        return encode_batch(self.tok, self.examples(rng, batch_size))
+        return self.encode(self.examples(rng, batch_size))
 
     def micro_batches(self, step, batch_size, n_micro):
         """The same examples as batch(step), sorted by length and cut into n_micro batches so that
@@ -48,16 +71,34 @@ class Mixture:
         rng = np.random.default_rng([self.seed, step])
         pairs = sorted(self.examples(rng, batch_size), key=lambda qc: len(qc[0]) + len(qc[1]))
         cuts = np.array_split(np.arange(len(pairs)), min(n_micro, len(pairs)))
-        return [encode_batch(self.tok, [pairs[i] for i in c]) for c in cuts]
+        return [self.encode([pairs[i] for i in c]) for c in cuts]
+
+    def encode(self, pairs):
+        """encode_batch, refusing a generated example longer than the context (JSONL examples were
+        checked before training) instead of failing inside the model."""
+        tokens, mask = encode_batch(self.tok, pairs)
+        if self.context is not None and tokens.shape[1] - 1 > self.context:
+            i = int(np.argmax((tokens != self.tok.pad_id).sum(1)))
+            raise ConfigError(f"{self.source}: families: the generated example {pairs[i][0]!r} is "
+                              f"{tokens.shape[1] - 1} tokens, more than the model's context of {self.context}; "
+                              f"raise max_position_embeddings or leave its family out")
+        return tokens, mask
+
+
+def sequence(tok, question, completion):
+    """-> (<bos> question completion <eos> ids, index of the first completion token). The model reads
+    all but the last token, so a sequence fits a context of len - 1 positions."""
+    prompt = [tok.bos_id] + tok.encode(question)
+    return prompt + tok.encode(completion) + [tok.eos_id], len(prompt)
 
 
 def encode_batch(tok, pairs):
     """pairs of (question, completion text) -> tokens (B, T+1), completion mask (B, T)."""
     seqs, starts = [], []
     for question, completion in pairs:
-        prompt = [tok.bos_id] + tok.encode(question)
-        seqs.append(prompt + tok.encode(completion) + [tok.eos_id])
-        starts.append(len(prompt))
+        seq, start = sequence(tok, question, completion)
+        seqs.append(seq)
+        starts.append(start)
     L = max(map(len, seqs))
     tokens = np.full((len(seqs), L), tok.pad_id, np.int64)
     mask = np.zeros((len(seqs), L - 1), np.float32)

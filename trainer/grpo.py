@@ -21,11 +21,12 @@ import numpy as np
 
 from runtime.errors import ConfigError
 from trainer import checkpoint
+from trainer.data import check_families
 from trainer.generate import generate
 from trainer.model import BUFFER_SUFFIX, token_logprobs
 from trainer.optim import AdamW, clip_grads, lr_at
 from trainer.rewards import accuracy_reward, format_reward, resolve, score_all
-from trainer.sft import load_ratio, make_bar, update_balance_bias
+from trainer.sft import load_ratio, make_bar, stop_if_diverged, update_balance_bias
 from trainer.tasks import FAMILIES, make_example
 
 
@@ -55,6 +56,19 @@ class GRPOConfig:
     bias_update_speed: float = 1e-3
     checkpoint_every: int = 25
     keep_checkpoints: int = 2
+
+
+# The interval of every numeric GRPOConfig field (trainer/config.py check_ranges; trainer/recipe.py
+# check_grpo adds min_lr <= lr and the weights of families and rewards).
+GRPO_RANGES = {
+    "seed": "[0, inf)", "steps": "[1, inf)", "prompts_per_step": "[1, inf)",
+    "group_size": "[2, inf)",         # advantages compare samples of one question
+    "temperature": "(0, inf)",        # 0 is greedy: a group's samples would all be the same
+    "max_completion": "[1, inf)", "passes": "[1, inf)", "micro_batch": "[1, inf)", "lr": "(0, 1]",
+    "min_lr": "[0, 1]", "warmup_steps": "[0, inf)", "weight_decay": "[0, 1]", "beta1": "[0, 1)",
+    "beta2": "[0, 1)", "grad_clip": "(0, inf)", "clip_eps": "(0, 1)", "beta": "[0, inf)",
+    "bias_update_speed": "[0, 1]", "checkpoint_every": "[1, inf)", "keep_checkpoints": "[1, inf)",
+}
 
 
 # ---------------------------------------------------------------- the math (tested on its own)
@@ -128,10 +142,9 @@ def run_grpo(gc, out_dir, name="grpo", resume=False, progress=True, max_steps=No
     if not gc.init:
         raise ConfigError(f"{source}: init: name the checkpoint GRPO starts from")
     rewards = resolve(gc.rewards, f"{source}: rewards")
-    for fam in gc.families:
-        if fam not in FAMILIES:
-            raise ConfigError(f"{source}: families: unknown family {fam!r}; known: {', '.join(FAMILIES)}")
+    check_families(gc.families, source)
     ref, cfg, tok, info0 = checkpoint.load(gc.init)
+    checkpoint.require_finite(ref, f"{source}: init: {gc.init}")
     params = {k: v.copy() for k, v in ref.items()}
     trainable = [k for k in params if not k.endswith(BUFFER_SUFFIX)]
     opt = AdamW(params, trainable, gc.beta1, gc.beta2, weight_decay=gc.weight_decay)
@@ -153,7 +166,7 @@ def run_grpo(gc, out_dir, name="grpo", resume=False, progress=True, max_steps=No
     t0 = time.time()
     with open(metrics_path, "a") as mf:
         for step in range(start, end):
-            rec = grpo_step(params, ref, cfg, tok, opt, gc, rewards, step)
+            rec = grpo_step(params, ref, cfg, tok, opt, gc, rewards, step, out_dir, source)
             mf.write(json.dumps(rec) + "\n")
             mf.flush()
             bar.update(1)
@@ -168,8 +181,9 @@ def run_grpo(gc, out_dir, name="grpo", resume=False, progress=True, max_steps=No
     return params, cfg, tok
 
 
-def grpo_step(params, ref, cfg, tok, opt, gc, rewards, step):
-    """One rollout batch and its `passes` updates. -> metrics record."""
+def grpo_step(params, ref, cfg, tok, opt, gc, rewards, step, run_dir=".", source="grpo"):
+    """One rollout batch and its `passes` updates. -> metrics record. Stops (DivergenceError) at a NaN
+    or inf gradient norm, KL or weight, naming run_dir and the recipe section `source`."""
     t0 = time.time()
     rng = np.random.default_rng([gc.seed, step])
     questions = sample_questions(gc.families, rng, gc.prompts_per_step, gc.split)
@@ -224,6 +238,7 @@ def grpo_step(params, ref, cfg, tok, opt, gc, rewards, step):
             rec["grad_norm"] = clip_grads(grads, gc.grad_clip)
             opt.step(params, grads, lr)
             update_balance_bias(params, loads, gc.bias_update_speed)
+            stop_if_diverged(step + 1, {"grad norm": rec["grad_norm"], "kl": kl}, params, run_dir, source, gc.lr)
         rec["lr"] = lr
     rec.update(kl=kl, clip_frac=clip_frac, seconds=round(time.time() - t0, 2))
     if loads:

@@ -28,7 +28,7 @@ import time
 from runtime.errors import ConfigError
 from trainer import checkpoint
 from trainer.config import check_fields
-from trainer.rejection import RejectionConfig
+from trainer.rejection import RejectionConfig, check_rejection
 
 STAGE_KEYS = {"name": str, "description": str, "model": dict, "sft": dict, "grpo": dict, "rejection": dict}
 
@@ -66,6 +66,7 @@ def load_stages(raw_stages, path):
         kind = kinds[0]
         if kind == "rejection":
             rc = RejectionConfig(**check_fields(RejectionConfig, raw["rejection"], f"{where}: rejection"))
+            check_rejection(rc, f"{where}: rejection")
             st = Stage(raw["name"], kind, raw.get("description", ""), rejection=rc)
         else:
             body = {k: v for k, v in raw.items() if k in ("name", "model", "sft", "grpo")}

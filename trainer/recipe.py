@@ -7,15 +7,18 @@ sft: {steps: 3000}               # SFTConfig fields below
 ```
 A GRPO recipe has a `grpo:` section (GRPOConfig fields, trainer/grpo.py) instead of `model` and `sft`;
 the model comes from the checkpoint named by `grpo.init`.
-Unknown keys and wrong types are errors naming the file, the key and the allowed keys.
+Unknown keys and wrong types are errors naming the file, the key and the allowed keys; so is a number
+outside its interval (SFT_RANGES below, GRPO_RANGES, MODEL_RANGES), NaN and inf included, naming the
+file, the section, the key, the value and the interval.
 """
 from dataclasses import dataclass, field
 
 import yaml
 
 from runtime.errors import ConfigError
-from trainer.config import ModelConfig, check_fields
-from trainer.grpo import GRPOConfig
+from trainer.config import ModelConfig, check_fields, check_ranges, check_weights
+from trainer.data import check_families
+from trainer.grpo import GRPO_RANGES, GRPOConfig
 
 
 @dataclass
@@ -44,6 +47,17 @@ class SFTConfig:
     checkpoint_every: int = 250
     log_every: int = 10
     keep_checkpoints: int = 2
+
+
+# The interval of every numeric SFTConfig field (trainer/config.py check_ranges); min_lr <= lr besides.
+SFT_RANGES = {
+    "seed": "[0, inf)", "steps": "[1, inf)", "batch_size": "[1, inf)", "micro_batches": "[1, inf)",
+    "lr": "(0, 1]",                   # AdamW moves each weight by up to ~lr per step: above 1 is a typo
+    "min_lr": "[0, 1]", "warmup_steps": "[0, inf)", "weight_decay": "[0, 1]", "beta1": "[0, 1)",
+    "beta2": "[0, 1)", "grad_clip": "(0, inf)", "bias_update_speed": "[0, 1]", "aux_alpha": "[0, inf)",
+    "mtp_lambda": "[0, inf)", "dataset_weight": "[0, inf)", "kl_weight": "[0, 1]", "checkpoint_every": "[1, inf)",
+    "log_every": "[1, inf)", "keep_checkpoints": "[1, inf)",
+}
 
 
 @dataclass
@@ -105,22 +119,38 @@ def recipe_from_dict(raw, path="<recipe>"):
     sft = SFTConfig(**check_fields(SFTConfig, raw.get("sft", {}), f"{path}: sft"))
     if sft.init and "model" in raw:
         raise ConfigError(f"{path}: sft.init takes the model from {sft.init}; remove 'model'")
-    if sft.split not in ("train", "sft", "rl"):
-        raise ConfigError(f"{path}: sft.split must be train, sft or rl; got {sft.split!r}")
-    if not 0 <= sft.kl_weight <= 1:
-        raise ConfigError(f"{path}: sft.kl_weight must be in 0..1, got {sft.kl_weight}")
-    if sft.steps < 1 or sft.batch_size < 1:
-        raise ConfigError(f"{path}: sft.steps and sft.batch_size must be >= 1")
+    check_sft(sft, f"{path}: sft")
     return Recipe(name=name, model=model, sft=sft, path=path, raw=raw)
 
 
+def check_sft(s, source):
+    check_ranges(s, SFT_RANGES, source)
+    check_schedule(s, source)
+    if s.split not in ("train", "sft", "rl"):
+        raise ConfigError(f"{source}: split must be train, sft or rl; got {s.split!r}")
+    for i, d in enumerate(s.datasets):
+        if not isinstance(d, str) or not d:
+            raise ConfigError(f"{source}: datasets[{i}]={d!r} is invalid: must be a JSONL path or a stage name")
+    families = check_families(s.families, source)
+    if s.datasets and s.dataset_weight == 0:
+        raise ConfigError(f"{source}: dataset_weight=0 would never sample datasets {s.datasets}; "
+                          f"make it > 0 or remove datasets")
+    if families == 0 and not s.datasets:
+        raise ConfigError(f"{source}: families: every weight is 0 and there are no datasets; "
+                          f"give a family a weight > 0")
+
+
 def check_grpo(g, source):
-    for key, low in (("steps", 1), ("prompts_per_step", 1), ("group_size", 2), ("max_completion", 1),
-                     ("passes", 1), ("micro_batch", 1)):
-        if getattr(g, key) < low:
-            raise ConfigError(f"{source}: {key} must be >= {low}, got {getattr(g, key)}")
+    check_ranges(g, GRPO_RANGES, source)
+    check_schedule(g, source)
     if g.split not in ("train", "rl"):
         raise ConfigError(f"{source}: split must be train or rl, got {g.split!r}")
-    if not 0 < g.clip_eps < 1 or g.beta < 0 or g.temperature <= 0:
-        raise ConfigError(f"{source}: need 0 < clip_eps < 1, beta >= 0, temperature > 0; got "
-                          f"{g.clip_eps}, {g.beta}, {g.temperature}")
+    if check_families(g.families, source) == 0:
+        raise ConfigError(f"{source}: families: every weight is 0; give a family a weight > 0")
+    check_weights(g.rewards, source, "rewards", "(-inf, inf)")
+
+
+def check_schedule(c, source):
+    """The cosine schedule decays from lr to min_lr; a floor above the peak is a typo."""
+    if c.min_lr > c.lr:
+        raise ConfigError(f"{source}: min_lr={c.min_lr!r} is invalid: must be <= lr={c.lr!r}")

@@ -1,6 +1,6 @@
 """Rejection sampling (R1 stage 3): sample k completions per training question from a checkpoint,
-keep the verified-correct, well-formed ones, deduplicate, and write a JSONL dataset that an SFT or
-distillation stage trains on (`sft.datasets`).
+keep the verified-correct, well-formed ones with no special token inside a field, deduplicate, and
+write a JSONL dataset that an SFT or distillation stage trains on (`sft.datasets`).
 
 Output in the stage directory:
   traces.jsonl   {"question", "reasoning", "answer"} per kept trace (written last, atomically)
@@ -13,13 +13,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from runtime.errors import ConfigError
+from runtime.errors import ConfigError, DatasetError
 from runtime.tasks import extract_answer, extract_thinking, family_of
+from runtime.tokenizer import Tokenizer
 from trainer import checkpoint
+from trainer.config import check_ranges
+from trainer.data import check_families
 from trainer.grpo import rollout, sample_questions
 from trainer.rewards import accuracy_reward, format_reward
 from trainer.sft import make_bar
-from trainer.tasks import FAMILIES
+from trainer.tasks.jsonl import check_plain
 
 CHUNK = 128                         # questions per part file
 
@@ -36,17 +39,25 @@ class RejectionConfig:
     split: str = "train"            # question pool: train, or rl
 
 
+REJECTION_RANGES = {"seed": "[0, inf)", "questions": "[1, inf)", "samples": "[1, inf)",
+                    "temperature": "[0, inf)",         # 0 is greedy: then one sample per question is enough
+                    "max_completion": "[1, inf)"}
+
+
+def check_rejection(rc, source):
+    """Range of every number, known families with weights >= 0 (not all 0), a known split."""
+    check_ranges(rc, REJECTION_RANGES, source)
+    if check_families(rc.families, source) == 0:
+        raise ConfigError(f"{source}: families: every weight is 0; give a family a weight > 0")
+    if rc.split not in ("train", "rl"):
+        raise ConfigError(f"{source}: split must be train or rl, got {rc.split!r}")
+
+
 def run_rejection(rc, out_dir, progress=True, source="rejection"):
     """-> path of traces.jsonl. Resumes from parts/ when run again in the same directory."""
     if not rc.init:
         raise ConfigError(f"{source}: init: name the checkpoint to sample from")
-    if rc.questions < 1 or rc.samples < 1:
-        raise ConfigError(f"{source}: questions and samples must be >= 1")
-    for fam in rc.families:
-        if fam not in FAMILIES:
-            raise ConfigError(f"{source}: families: unknown family {fam!r}; known: {', '.join(FAMILIES)}")
-    if rc.split not in ("train", "rl"):
-        raise ConfigError(f"{source}: split must be train or rl, got {rc.split!r}")
+    check_rejection(rc, source)
     params, cfg, tok, _ = checkpoint.load(rc.init)
     parts = os.path.join(out_dir, "parts")
     os.makedirs(parts, exist_ok=True)
@@ -74,7 +85,7 @@ def run_rejection(rc, out_dir, progress=True, source="rejection"):
 
 def finish(out_dir, n_chunks):
     """Filter, deduplicate and count every part -> traces.jsonl and summary.json."""
-    seen, kept, counts = set(), [], {}
+    seen, kept, counts, tok = set(), [], {}, Tokenizer()
     for c in range(n_chunks):
         with open(os.path.join(out_dir, "parts", f"part_{c:05d}.jsonl")) as f:
             rows = [json.loads(line) for line in f]
@@ -90,6 +101,11 @@ def finish(out_dir, n_chunks):
                 if not (ok_format and ok_answer):
                     continue
                 row = {"question": q, "reasoning": extract_thinking(text), "answer": extract_answer(text)}
+                try:                            # e.g. a sampled <pad> inside the thinking: the loader refuses it
+                    for key in ("reasoning", "answer"):
+                        check_plain(tok, row[key], key)
+                except DatasetError:
+                    continue
                 key = (row["question"], row["reasoning"], row["answer"])
                 if key not in seen:
                     seen.add(key)

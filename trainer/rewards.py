@@ -8,10 +8,12 @@ A recipe weights them (`rewards: {accuracy: 1.0, format: 0.2}`); a key `package.
 adds a user's own reward function with the same signature.
 """
 import importlib
+import math
 
 from runtime.errors import ConfigError
 from runtime.tasks import family_of, is_well_formed
 from runtime.tasks.base import ANSWER_RE
+from trainer.config import check_number
 
 
 def accuracy_reward(question, completion):
@@ -46,13 +48,19 @@ def resolve(weights, source="grpo.rewards"):
         else:
             raise ConfigError(f"{source}: unknown reward {name!r}; built in: {', '.join(REWARDS)}, "
                               f"or 'package.module:function'")
-        if not isinstance(w, (int, float)):
-            raise ConfigError(f"{source}: weight of {name!r} must be a number, got {w!r}")
+        check_number(w, "(-inf, inf)", source, name)
         out.append((name, fn, float(w)))
     return out
 
 
 def score_all(rewards, question, completion):
-    """-> (weighted total, {name: raw value})."""
-    parts = {name: float(fn(question, completion)) for name, fn, _ in rewards}
+    """-> (weighted total, {name: raw value}). A reward that is not a finite number is an error: NaN
+    would drop its whole group from the update without a word (its spread compares as 0)."""
+    parts = {}
+    for name, fn, _ in rewards:
+        v = fn(question, completion)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ConfigError(f"reward {name!r} returned {v!r} for the question {question!r}; "
+                              f"a reward must be a finite number")
+        parts[name] = float(v)
     return sum(w * parts[name] for name, _, w in rewards), parts

@@ -4,12 +4,13 @@ One step = batch (seeded by step) -> forward/backward -> clip -> AdamW -> balanc
 The run directory holds `ckpt/`, `metrics.jsonl`, `loss.png` and the resolved `recipe.json`.
 """
 import json
+import math
 import os
 import time
 
 import numpy as np
 
-from runtime.errors import ConfigError
+from runtime.errors import ConfigError, TinyR1Error
 from runtime.tokenizer import Tokenizer
 from trainer import checkpoint
 from trainer.data import Mixture
@@ -28,6 +29,26 @@ def update_balance_bias(params, loads, gamma):
         params[name] += (gamma * np.sign(load.mean() - load)).astype(params[name].dtype)
 
 
+class DivergenceError(TinyR1Error, FloatingPointError):
+    """A training run whose loss, gradient norm or weights became NaN or inf. The run stops before it
+    can write a checkpoint; the message names the step, the run directory and the last good checkpoint."""
+
+
+def stop_if_diverged(step, values, params, run_dir, section, lr):
+    """Raise DivergenceError when a value of `values` ({"loss": ...}) or a weight is NaN or inf.
+
+    Called after each update and before any checkpoint is written, so the newest checkpoint on disk
+    stays the last good one. `section` names the recipe section holding lr ("r.yaml: sft")."""
+    bad = [f"{k} is {v}" for k, v in values.items() if not math.isfinite(v)]
+    bad = bad or [f"weight {k} has {n} NaN or inf values" for k, n in checkpoint.nonfinite(params)[:1]]
+    if bad:
+        last = checkpoint.latest(run_dir)
+        keep = (f"the last good checkpoint is {last}, and `tinyr1 train --resume` continues from it" if last
+                else f"no checkpoint was written to {run_dir} yet")
+        raise DivergenceError(f"{run_dir}: training diverged at step {step}: {', '.join(bad)}; stopped without "
+                              f"writing a checkpoint. Lower lr (now {lr:g}) or grad_clip in {section}; {keep}")
+
+
 def load_ratio(load):
     """max/min tokens per expert (min floored at 1): 1.0 is perfect balance."""
     return float(load.max() / max(load.min(), 1))
@@ -42,9 +63,16 @@ def run_sft(recipe, out_dir, resume=False, progress=True, max_steps=None):
     mix = Mixture(tok, sc.families, sc.datasets, sc.dataset_weight, sc.seed, f"{recipe.path}: sft", sc.split)
     if sc.init:                                          # continue from a checkpoint (control runs, distillation)
         params, cfg, _, _ = checkpoint.load(sc.init)
+        checkpoint.require_finite(params, f"{recipe.path}: sft.init: {sc.init}")
+        context = (cfg.max_position_embeddings, f"max_position_embeddings of {sc.init}")
     else:
         params = init_params(cfg, sc.seed)
+        context = (cfg.max_position_embeddings, f"{recipe.path}: model.max_position_embeddings")
     teacher = load_teacher(sc.teacher, tok, f"{recipe.path}: sft.teacher") if sc.teacher else None
+    if teacher is not None:                              # the teacher reads the same sequences
+        context = min(context, (teacher[1].max_position_embeddings, f"max_position_embeddings of the teacher "
+                                                                     f"{sc.teacher}"), key=lambda c: c[0])
+    mix.check_context(*context)                          # every JSONL example, before the first step
     trainable = [k for k in params if not k.endswith(BUFFER_SUFFIX)]
     opt = AdamW(params, trainable, sc.beta1, sc.beta2, weight_decay=sc.weight_decay)
     start, elapsed0 = 0, 0.0
@@ -59,9 +87,9 @@ def run_sft(recipe, out_dir, resume=False, progress=True, max_steps=None):
         truncate_metrics(metrics_path, start)
     elif os.path.exists(metrics_path):
         os.remove(metrics_path)
-    with open(os.path.join(out_dir, "recipe.json"), "w") as f:
-        json.dump({"name": recipe.name, "path": recipe.path, "raw": recipe.raw, "model": cfg.to_dict(),
-                   "sft": vars(sc)}, f, indent=1)
+    checkpoint.write_atomic(os.path.join(out_dir, "recipe.json"), json.dumps(
+        {"name": recipe.name, "path": recipe.path, "raw": recipe.raw, "model": cfg.to_dict(), "sft": vars(sc)},
+        indent=1).encode())
     end = sc.steps if max_steps is None else min(sc.steps, max_steps)
     bar = make_bar(start, sc.steps, progress, f"sft {recipe.name}")
     t0, tokens_seen = time.time(), 0
@@ -73,6 +101,8 @@ def run_sft(recipe, out_dir, resume=False, progress=True, max_steps=None):
             lr = lr_at(step, sc.lr, sc.min_lr, sc.warmup_steps, sc.steps)
             opt.step(params, grads, lr)
             update_balance_bias(params, stats["load"], sc.bias_update_speed)
+            watch = {"loss": loss, "grad norm": gnorm, **{k: stats[k] for k in ("mtp_ce", "kl") if k in stats}}
+            stop_if_diverged(step + 1, watch, params, out_dir, f"{recipe.path}: sft", sc.lr)
             tokens_seen += n_tokens
             rec = {"step": step + 1, "loss": loss, "ce": stats["ce"], "lr": lr, "grad_norm": gnorm,
                    "load_ratio": [round(load_ratio(x), 3) for x in stats["load"]]}
@@ -101,6 +131,7 @@ def load_teacher(path, tok, source):
     params, cfg, ttok, _ = checkpoint.load(path)
     if ttok.to_dict() != tok.to_dict():
         raise ConfigError(f"{source}: {path} uses a different tokenizer; token-level KL needs the same one")
+    checkpoint.require_finite(params, f"{source}: {path}")
     return params, cfg
 
 

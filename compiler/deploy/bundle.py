@@ -7,7 +7,8 @@
     tinyr1-kiosk.service    the systemd unit        install.sh   first-time setup (apt only)
     tinyr1                  a launcher: ./tinyr1 kiosk --config kiosk.yaml
     MANIFEST.sha256         `sha256sum -c` format, for every file above
-The release id is the UTC time plus the first 8 hex digits of the manifest's own sha256.
+The release id is the UTC time plus the first 8 hex digits of the manifest's own sha256; the same content
+flashed twice within a second reuses the release already on the target (scripts.py).
 """
 import hashlib
 import io

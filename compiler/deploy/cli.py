@@ -15,15 +15,20 @@ from runtime.errors import TinyR1Error
 @click.option("--inventory", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Flash every host of this Ansible inventory (ansible-core renders and runs a playbook; "
                    "per-host variable tinyr1_root sets ROOT, default /).")
-@click.option("--rollback", is_flag=True, help="Switch --target back to the previous release (no copy).")
-@click.option("--restart", is_flag=True, help="Restart the tinyr1-kiosk service afterwards, if it is installed.")
+@click.option("--rollback", is_flag=True,
+              help="Switch --target back to the previous release (no copy), after checking its sha256.")
+@click.option("--restart", is_flag=True,
+              help="systemctl daemon-reload and restart tinyr1-kiosk afterwards, if it is installed.")
 @click.option("--check", is_flag=True, help="With --inventory: ansible-playbook --check --diff (changes nothing).")
 @click.option("--ssh-option", "ssh_options", multiple=True, metavar="OPT",
               help="Extra ssh argument, repeatable, e.g. --ssh-option=-i --ssh-option=~/.ssh/pi_key.")
 def flash(config, model, target, inventory, rollback, restart, check, ssh_options):
     """Copy a release (runtime, model, config, systemd unit, install script) to a target, verify its sha256
-    there, and switch to it atomically; the previous release is kept for --rollback. An interrupted flash
-    leaves the running release untouched. First install on a Pi: sudo /opt/tinyr1/current/install.sh"""
+    there, and switch to it atomically; the previous release is kept for --rollback. An interrupted or failed
+    flash leaves the running release untouched and removes what it copied; a second flash into the same
+    target waits for the first. A unit file that install.sh put in /etc/systemd/system is updated.
+    Where the ssh user cannot write /opt/tinyr1 (an SD card flashed as root), sudo -n is used.
+    First install on a Pi: sudo /opt/tinyr1/current/install.sh"""
     from compiler.deploy.flash import flash as do_flash, flash_fleet, rollback as do_rollback
     from compiler.deploy.targets import parse_target
     if (target is None) == (inventory is None):

@@ -9,7 +9,8 @@ import time
 import yaml
 
 from compiler.deploy.bundle import build, tar_bytes
-from compiler.deploy.targets import ACTIVATE, PREPARE, RESTART, ROLLBACK, FlashError
+from compiler.deploy.scripts import ELEVATE, FLASH, RESTART, ROLLBACK
+from compiler.deploy.targets import FlashError
 
 STALL_ENV = "TINYR1_FLASH_STALL_AFTER_BYTES"       # tests: freeze mid-transfer so they can kill -9 the flash
 
@@ -27,41 +28,60 @@ def _stall_hook():
 
 
 def flash(cfg, model_path, target, restart=False, echo=print):
-    """Copy, verify and activate a release on `target` -> release id. FlashError leaves `current` as it was."""
+    """Build a release, copy, verify and activate it on `target` -> its directory name under releases/.
+    FlashError leaves `current` as it was."""
     rid, files = build(cfg, model_path)
     data = tar_bytes(files)
     echo(f"release {rid}: {len(files)} files, {len(data):,} bytes -> {target}")
-    hook = _stall_hook()
-    target.run(PREPARE, target.root, rid, data=data, on_chunk=hook)
-    echo(target.run(ACTIVATE, target.root, rid).strip())
+    return put(target, rid, data, restart, echo)
+
+
+def put(target, rid, data, restart=False, echo=print):
+    """Stream the bundle `data` to `target` and switch to it (sudo -n where this user cannot write
+    opt/tinyr1) -> the release's directory name (`rid`, or `rid-N` if a different releases/`rid` is there)."""
+    out = target.run(ELEVATE, FLASH, target.root, rid, data=data, on_chunk=_stall_hook()).strip()
+    echo(out)
     if restart:
-        out = target.run(RESTART).strip()
-        if out:
-            echo(out)
-    return rid
+        _restart(target, echo)
+    return _active(out)
 
 
 def rollback(target, restart=False, echo=print):
-    echo(target.run(ROLLBACK, target.root).strip())
+    """Switch `target` back to its previous release, after checking its sha256 -> its name."""
+    out = target.run(ELEVATE, ROLLBACK, target.root).strip()
+    echo(out)
     if restart:
-        target.run(RESTART)
+        _restart(target, echo)
+    return _active(out)
+
+
+def _restart(target, echo):
+    out = target.run(RESTART).strip()
+    if out:
+        echo(out)
+
+
+def _active(out):
+    """The release the scripts' last line, "active: NAME [(note)]", names."""
+    return out.splitlines()[-1].split()[1]
 
 
 def playbook(rid, bundle_name, restart):
-    """The fleet playbook: the same PREPARE/ACTIVATE scripts as a single flash, run by Ansible on every host
-    (20% of the fleet at a time; a host that fails stops there with its running release untouched)."""
+    """The fleet playbook: the same FLASH script as a single flash, run by Ansible on every host (20% of the
+    fleet at a time; a host that fails stops there with its running release untouched). A host whose
+    opt/tinyr1 belongs to root needs `become` in the inventory (the script's error says so)."""
+    bundle = f"/tmp/tinyr1-{rid}.tar"
     tasks = [
-        {"name": "Upload the release bundle", "ansible.builtin.copy": {
-            "src": bundle_name, "dest": f"/tmp/tinyr1-{rid}.tar", "mode": "0600"}},
-        {"name": "Unpack into releases/.incoming", "ansible.builtin.script": {
-            "cmd": f"prepare.sh {{{{ tinyr1_root | default('/') | quote }}}} {rid} /tmp/tinyr1-{rid}.tar",
-            "executable": "/bin/sh"}},
-        {"name": "Verify sha256 and switch current atomically", "ansible.builtin.script": {
-            "cmd": f"activate.sh {{{{ tinyr1_root | default('/') | quote }}}} {rid}", "executable": "/bin/sh"},
-         "register": "activate"},
-        {"name": "Remove the uploaded bundle", "ansible.builtin.file": {
-            "path": f"/tmp/tinyr1-{rid}.tar", "state": "absent"}},
-        {"name": "Report", "ansible.builtin.debug": {"msg": "{{ activate.stdout | trim }}"}},
+        {"name": "Copy, verify and switch", "block": [
+            {"name": "Upload the release bundle", "ansible.builtin.copy": {
+                "src": bundle_name, "dest": bundle, "mode": "0600"}},
+            {"name": "Unpack, verify sha256 and switch current atomically", "ansible.builtin.script": {
+                "cmd": f"flash.sh {{{{ tinyr1_root | default('/') | quote }}}} {rid} {bundle}",
+                "executable": "/bin/sh"}, "register": "activate"},
+        ], "always": [
+            {"name": "Remove the uploaded bundle", "ansible.builtin.file": {"path": bundle, "state": "absent"}},
+        ]},
+        {"name": "Report", "ansible.builtin.debug": {"msg": "{{ activate.stdout | default('') | trim }}"}},
     ]
     if restart:
         tasks.append({"name": "Restart the kiosk service", "ansible.builtin.script": {
@@ -79,7 +99,7 @@ def flash_fleet(cfg, model_path, inventory, restart=False, check=False, echo=pri
     with tempfile.TemporaryDirectory(prefix="tinyr1-flash-") as d:
         with open(os.path.join(d, "bundle.tar"), "wb") as f:
             f.write(tar_bytes(files))
-        for name, script in (("prepare.sh", PREPARE), ("activate.sh", ACTIVATE), ("restart.sh", RESTART)):
+        for name, script in (("flash.sh", FLASH), ("restart.sh", RESTART)):
             with open(os.path.join(d, name), "w") as f:
                 f.write(script)
         book = os.path.join(d, "flash.yml")

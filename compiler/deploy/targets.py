@@ -1,15 +1,7 @@
 """Flash targets: a directory (an SD card's mounted root filesystem, or any folder) or `ssh://`.
 
-Both run the same POSIX sh scripts on the target, so what is tested on a folder is what runs on a Pi:
-
-    <root>/opt/tinyr1/releases/<id>/     one directory per release
-    <root>/opt/tinyr1/current  -> releases/<id>     the running release
-    <root>/opt/tinyr1/previous -> releases/<old>    kept for --rollback
-
-1. PREPARE unpacks into `releases/.incoming-<id>` (deleting what an interrupted flash left there);
-2. ACTIVATE checks every file against MANIFEST.sha256, renames the directory to `releases/<id>`, then
-   replaces the `current` link with rename(2) (`mv -T`), which is atomic: a flash killed at any
-   point leaves `current` on a complete release, and the next flash starts clean.
+Both run the same POSIX sh scripts (`scripts.py`) on the target, so what is tested on a folder is what runs
+on a Pi.
 """
 import os
 import shlex
@@ -21,53 +13,8 @@ from runtime.errors import ConfigError, TinyR1Error
 
 
 class FlashError(TinyR1Error, RuntimeError):
-    """Copying, verifying or switching a release on a target failed; the running release is untouched."""
-
-
-PREPARE = r"""set -eu
-base="${1%/}/opt/tinyr1"; id="$2"
-mkdir -p "$base/releases"
-cd "$base/releases"
-for d in .incoming-*; do [ -e "$d" ] && rm -rf -- "$d"; done
-mkdir ".incoming-$id"
-if [ -n "${3:-}" ]; then tar -x -f "$3" -C ".incoming-$id"; else tar -x -f - -C ".incoming-$id"; fi
-"""
-
-ACTIVATE = r"""set -eu
-base="${1%/}/opt/tinyr1"; id="$2"
-cd "$base/releases/.incoming-$id"
-sha256sum --check --quiet --strict MANIFEST.sha256
-sync
-cd "$base/releases"
-rm -rf -- "$id"
-mv ".incoming-$id" "$id"
-cd "$base"
-old=$(readlink current 2>/dev/null || true)
-ln -sfn "releases/$id" current.new && mv -T current.new current
-if [ -n "$old" ] && [ "$old" != "releases/$id" ]; then ln -sfn "$old" previous.new && mv -T previous.new previous; fi
-sync
-cur=$(readlink current); prev=$(readlink previous 2>/dev/null || true)
-for d in releases/*; do [ "$d" = "$cur" ] || [ "$d" = "$prev" ] || rm -rf -- "$d"; done
-echo "active: $id"
-"""
-
-ROLLBACK = r"""set -eu
-base="${1%/}/opt/tinyr1"
-cd "$base" 2>/dev/null || { echo "nothing flashed under $base" >&2; exit 3; }
-prev=$(readlink previous 2>/dev/null) || { echo "no previous release to roll back to" >&2; exit 3; }
-[ -d "$prev" ] || { echo "the previous release $prev is gone" >&2; exit 3; }
-cur=$(readlink current)
-ln -sfn "$prev" current.new && mv -T current.new current
-ln -sfn "$cur" previous.new && mv -T previous.new previous
-sync
-echo "active: ${prev#releases/}"
-"""
-
-RESTART = r"""if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled --quiet tinyr1-kiosk 2>/dev/null; then
-  if [ "$(id -u)" = 0 ]; then systemctl restart tinyr1-kiosk; else sudo -n systemctl restart tinyr1-kiosk; fi
-  echo "restarted tinyr1-kiosk"
-fi
-"""
+    """Copying, verifying or switching a release on a target failed; the message names the target, the step,
+    the path and the cause, and says which release is current."""
 
 
 @dataclass
@@ -81,7 +28,9 @@ class Target:
     ssh_options: list = field(default_factory=list)
 
     def __str__(self):
-        return self.root if self.kind == "dir" else f"ssh://{self.user + '@' if self.user else ''}{self.host}:{self.port}{self.root}"
+        if self.kind == "dir":
+            return self.root
+        return f"ssh://{self.user + '@' if self.user else ''}{self.host}:{self.port}{self.root}"
 
     def command(self, script, *args):
         """argv that runs `script` with `args` on the target."""
@@ -89,7 +38,7 @@ class Target:
             return ["sh", "-c", script, "sh", *args]
         remote = " ".join(shlex.quote(x) for x in ["sh", "-c", script, "sh", *args])
         dest = f"{self.user}@{self.host}" if self.user else self.host
-        return ["ssh", "-p", str(self.port), "-o", "BatchMode=yes", *self.ssh_options, dest, remote]
+        return ["ssh", "-p", str(self.port), "-o", "BatchMode=yes", *self.ssh_options, "--", dest, remote]
 
     def run(self, script, *args, data=None, on_chunk=None):
         """Run a script, streaming `data` into its stdin in 64 KiB chunks -> its stdout. FlashError on failure."""
@@ -104,22 +53,32 @@ class Target:
                     p.stdin.write(data[i:i + (1 << 16)])
                     if on_chunk:
                         on_chunk(min(len(data), i + (1 << 16)))
-            p.stdin.close()
-        except BrokenPipeError:
+        except BrokenPipeError:                                     # the script failed early: its stderr says why
             pass
-        out, err = p.stdout.read(), p.stderr.read()
-        if p.wait() != 0:
+        out, err = p.communicate()
+        if p.returncode != 0:
             said = (out + err).decode(errors="replace").strip()
-            raise FlashError(f"{self}: {said or f'exit status {p.returncode}'}; the running release is untouched")
+            raise FlashError(f"{self}: {said or f'exit status {p.returncode}'}")
         return out.decode(errors="replace")
+
+
+def _check_ssh_name(text, what, value):
+    """A host or user that ssh could read as an option (`-oProxyCommand=...`) or split is refused."""
+    if value.startswith("-") or any(c.isspace() or not c.isprintable() for c in value):
+        raise ConfigError(f"--target {text!r}: the {what} {value!r} may not begin with '-' or contain spaces or "
+                          f"control characters; expected ssh://[user@]host[:port][/root]")
 
 
 def parse_target(text, ssh_options=()):
     """"DIR" or "ssh://[user@]host[:port][/root]" -> Target."""
     if text.startswith("ssh://"):
+        if not text.isprintable():                                  # urlparse would silently drop tabs, newlines
+            raise ConfigError(f"--target {text!r}: control characters are not allowed")
         u = urlparse(text)
         if not u.hostname:
             raise ConfigError(f"--target {text!r}: expected ssh://[user@]host[:port][/root]")
+        _check_ssh_name(text, "host", u.hostname)
+        _check_ssh_name(text, "user", u.username or "")
         try:
             port = u.port or 22
         except ValueError:

@@ -1,4 +1,6 @@
-"""What every exporter shares: the compiled model read back through the runtime's validating loader,
+"""What every exporter shares: the compiled model read back through the runtime's validating loader
+(runtime.loader.read_document: every node attribute in its range and agreeing with its tensors, the state
+that max_positions implies bounded, exactly as `tinyr1 run` and `inspect` check a file),
 its weights as float32 (dequantized exactly as the runtime does) and, for int8 exports, the raw int8
 values with their float16 scales, so an exporter can carry our quantization over bit for bit.
 

@@ -20,7 +20,7 @@ from functools import partial
 import numpy as np
 
 from runtime.kiosk.display import TerminalDisplay
-from runtime.kiosk.layout import View, layout, page_count
+from runtime.kiosk.layout import View, layout, page_count, split_completion
 from runtime.kiosk.service import Watchdog, sd_notify
 
 log = logging.getLogger("tinyr1.kiosk")
@@ -50,7 +50,7 @@ class Kiosk:
         self.events = queue.SimpleQueue()
         self.pending = deque()
         self.pins = [PinState() for _ in cfg.buttons]
-        self.stats = Counter()           # accepted, answered, cancelled, dropped, bounced, holds, errors, ...
+        self.stats = Counter()           # accepted, answered (cut_off of them), cancelled, dropped, errors, ...
         self.transcript = []             # one dict per finished or cancelled answer
         self.view = View(title=cfg.title, labels=[f"{b.pin} {b.label}" for b in cfg.buttons],
                          thinking_mode=cfg.display.thinking)
@@ -61,17 +61,45 @@ class Kiosk:
         self.watchdog = Watchdog(env, clock=time.monotonic)
         self.presses = 0
         self._thread = None
-        self.buttons, self.led = self._gpio(pin_factory)
+        self.display_error = None        # the last display failure logged (the same one again goes to DEBUG)
+        self.pin_factory, self.gpio_retry_at = pin_factory, None
+        self.buttons, self.led = [], None
+        self._open_gpio()
 
     # ------------------------------------------------------------ GPIO side (any thread)
+    def _open_gpio(self):
+        """Buttons and LED. Without GPIO (not a Pi, no lgpio, no access to /dev/gpiochip*) the kiosk still
+        runs: one error in the log and on the screen, and another try every 10 s."""
+        try:
+            self.buttons, self.led = self._gpio(self.pin_factory)
+        except Exception as e:
+            first = self.gpio_retry_at is None
+            self.gpio_retry_at = self.clock() + 10.0
+            if first:
+                log.error("GPIO unavailable (%s: %s): the buttons do nothing; %s; retrying every 10 s",
+                          type(e).__name__, e, gpio_hint())
+                self.view = View(mode="error", title=self.cfg.title, labels=self.view.labels,
+                                 message=f"no GPIO, buttons off: {type(e).__name__}. See the service log.")
+            return False
+        if self.gpio_retry_at is not None:
+            log.info("GPIO is back: %d buttons", len(self.buttons))
+            self.gpio_retry_at = None
+            self.view = View(title=self.cfg.title, labels=self.view.labels, thinking_mode=self.view.thinking_mode)
+        return True
+
     def _gpio(self, pin_factory):
         from gpiozero import LED, PWMLED, Button
         buttons = []
-        for i, b in enumerate(self.cfg.buttons):
-            btn = Button(b.pin, pull_up=True, bounce_time=None, pin_factory=pin_factory)
-            btn.when_pressed = partial(self._edge, "down", i)
-            btn.when_released = partial(self._edge, "up", i)
-            buttons.append(btn)
+        try:
+            for i, b in enumerate(self.cfg.buttons):
+                btn = Button(b.pin, pull_up=True, bounce_time=None, pin_factory=pin_factory)
+                btn.when_pressed = partial(self._edge, "down", i)
+                btn.when_released = partial(self._edge, "up", i)
+                buttons.append(btn)
+        except Exception:
+            for btn in buttons:
+                btn.close()
+            raise
         led = None
         if self.cfg.led is not None:
             try:
@@ -140,6 +168,8 @@ class Kiosk:
     def _step(self):
         """Wait for one edge (or take a queued press) and handle it -> "stop" to end the worker."""
         self._retry_display()
+        if self.gpio_retry_at is not None and self.clock() >= self.gpio_retry_at and self._open_gpio():
+            self._draw(final=True)
         if self.pending:
             job = self.pending.popleft()
         else:
@@ -218,7 +248,7 @@ class Kiosk:
 
     def _answer(self, job):
         """Stream one answer onto the display -> the next thing to do (a Job, "stop" or None)."""
-        from runtime.generate import between
+        from runtime.generate import SEED_MAX
         from runtime.tasks import score
         self.stats["accepted"] += 1
         self.presses += 1
@@ -232,12 +262,12 @@ class Kiosk:
         stats, text, first, nxt = {}, "", None, None
         try:
             gen = self.model.generate(question, max_new_tokens=g.max_new_tokens, temperature=g.temperature,
-                                      top_k=g.top_k, top_p=g.top_p, seed=g.seed + self.presses, stats=stats)
+                                      top_k=g.top_k, top_p=g.top_p, seed=(g.seed + self.presses) % (SEED_MAX + 1),
+                                      stats=stats)
             try:
                 for piece in gen:
                     text += piece
-                    v.thinking = (between(text, "<think>", "</think>") or "").strip()
-                    ans = between(text, "<answer>", "</answer>")
+                    v.thinking, ans = split_completion(text)
                     v.answer, v.status = (ans, "answering") if ans is not None else ("", "thinking")
                     v.tokens += 1
                     v.tokens_per_second = v.tokens / max(self.clock() - job.pressed_at, 1e-9)
@@ -258,20 +288,31 @@ class Kiosk:
             self._led("off")
             return None
         done = nxt is None
-        v.status = "done" if done else "cancelled"
+        v.cut_off = self._cut_off(stats) if done else ""
+        v.status = "cancelled" if not done else "cut off" if v.cut_off else "done"
         if stats.get("tokens"):
             v.tokens_per_second = stats["tokens"] / max(stats["prefill_seconds"] + stats["decode_seconds"], 1e-9)
-        if done:
+        if v.status == "done":                       # a cut-off answer is not judged
             v.verified = score(question, text)["correct"]
         self.stats["answered" if done else "cancelled"] += 1
+        if v.cut_off:
+            self.stats["cut_off"] += 1
         self.transcript.append(dict(pin=b.pin, label=b.label, question=question, text=text, thinking=v.thinking,
-                                    answer=v.answer, verified=v.verified, status=v.status, tokens=v.tokens,
-                                    tokens_per_second=v.tokens_per_second, first_char_seconds=first))
+                                    answer=v.answer, verified=v.verified, status=v.status, cut_off=v.cut_off,
+                                    tokens=v.tokens, tokens_per_second=v.tokens_per_second, first_char_seconds=first))
         log.info("%s %r -> %r (%s, %d tokens, %.0f tok/s)", v.status, question, v.answer,
                  {True: "right", False: "wrong", None: "unverified"}[v.verified], v.tokens, v.tokens_per_second)
         self._draw(final=True)
         self._led("off")
         return None if nxt == "cancel" else nxt
+
+    def _cut_off(self, stats):
+        """Why a finished generation stopped before `</answer>` or `<eos>`, or "" if it did not."""
+        if stats.get("stop") != "length":
+            return ""
+        room = getattr(self.model, "max_positions", None)
+        return "context full" if room is not None and stats.get("prompt_tokens", 0) + stats.get("tokens", 0) >= room \
+            else "token limit"
 
     # ------------------------------------------------------------ display and LED
     def _draw(self, final=False):
@@ -284,8 +325,9 @@ class Kiosk:
         try:
             self.display.show(lines, final=final)
         except Exception as e:
-            log.error("display %s failed (%s: %s); using the console, retrying in 10 s",
+            log.error("display %s failed (%s: %s); using the console, retrying every 10 s",
                       self.display.name, type(e).__name__, e)
+            self.display_error = f"{type(e).__name__}: {e}"
             self.stats["display_failures"] += 1
             self.display = TerminalDisplay()
             self.fallback_until = now + 10.0
@@ -299,11 +341,14 @@ class Kiosk:
             return
         try:
             self.display = self.open_display()
-            self.fallback_until = None
+            self.fallback_until, self.display_error = None, None
             log.info("display is back")
             self._draw(final=True)
         except Exception as e:
-            log.warning("display still failing (%s); next try in 10 s", e)
+            why = f"{type(e).__name__}: {e}"                # a new failure is news; the same one every 10 s is not
+            (log.debug if why == self.display_error else log.warning)("display still failing (%s); next try in 10 s",
+                                                                        why)
+            self.display_error = why
             self.fallback_until = self.clock() + 10.0
 
     def _led(self, state):
@@ -321,3 +366,12 @@ class Kiosk:
 
     def pages(self):
         return page_count(self.view, self.display.cols, self.display.rows)
+
+
+def gpio_hint():
+    """What to check when gpiozero finds no pin factory."""
+    import importlib.util
+    if importlib.util.find_spec("lgpio") is None:
+        return ("lgpio is not installed (a Raspberry Pi 5 needs it: apt install python3-lgpio, from the Raspberry "
+                "Pi OS archive)")
+    return "is this a Raspberry Pi, and is the service user in the gpio group (install.sh adds it)?"

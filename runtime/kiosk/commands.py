@@ -53,22 +53,26 @@ def kiosk(config, model, log_level):
 
     Under systemd (Type=notify) it reports READY=1 and pings the watchdog; logs go to stdout (journald)."""
     from runtime.kiosk.app import Kiosk
-    from runtime.kiosk.display import TerminalDisplay, open_display
-    from runtime.kiosk.service import setup_logging
+    from runtime.kiosk.display import TerminalDisplay, display_hint, open_display
+    from runtime.kiosk.service import gpio_working_dir, setup_logging
     # Block SIGTERM/SIGINT before any thread exists (threads inherit the mask) and take them with sigwait:
     # no thread dies of them, and no Python handler runs inside a lock, so stopping cannot deadlock.
     stop_signals = {signal.SIGTERM, signal.SIGINT}
     signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     cfg, m = _load(config, model)
     log = setup_logging(log_level or cfg.log_level)
+    log.debug("lgpio's working directory: %s", gpio_working_dir())      # before gpiozero imports lgpio
     try:
-        display, retry = open_display(cfg), None
+        display, failed = open_display(cfg), None
     except Exception as e:                       # no display: answer on the console and keep retrying
-        log.error("display %s failed at start (%s: %s); using the console", cfg.display.type, type(e).__name__, e)
-        display, retry = TerminalDisplay(), True
+        failed = f"{type(e).__name__}: {e}"
+        hint = display_hint(cfg)
+        log.error("display %s failed at start (%s); using the console, retrying every 10 s%s", cfg.display.type,
+                  failed, f". {hint}" if hint else "")
+        display = TerminalDisplay()
     k = Kiosk(cfg, m, display, open_display=lambda: open_display(cfg))
-    if retry:
-        k.fallback_until = k.clock() + 10.0
+    if failed:
+        k.fallback_until, k.display_error = k.clock() + 10.0, failed
     k.start()
     signal.sigwait(stop_signals)
     log.info("stopping")
@@ -94,11 +98,14 @@ def simulate(config, model, presses, holds, gif, frames_dir, scale, interactive)
     """Run the real kiosk code on this computer: mock GPIO pins (gpiozero MockFactory), the display drawn
     at its true resolution, scripted presses; prints the transcript and writes the frames."""
     from runtime.kiosk.simulate import Press, parse_press, simulate as run
+    try:                                         # the command line first: a typo fails before the model loads
+        script = [parse_press(p) for p in presses] + [parse_press(h, hold=True) for h in holds]
+    except TinyR1Error as e:
+        raise click.ClickException(str(e)) from None
     cfg, m = _load(config, model)
     if interactive:
         return _interactive(cfg, m)
     try:
-        script = [parse_press(p) for p in presses] + [parse_press(h, hold=True) for h in holds]
         script.sort(key=lambda p: (p.at is None, p.at or 0))
         if not script:
             script = [Press(b.pin) for b in cfg.buttons]

@@ -10,23 +10,27 @@ buttons:
 led: {pin: 12}
 ```
 Every key is checked: an unknown key, a wrong type or a bad value is a `ConfigError` naming the file, the
-key path (`buttons[1].pin`) and the value, and saying what would be valid. `check_model` adds the checks
-that need the model file (missing, incompatible, questions its tokenizer cannot encode).
+key path (`buttons[1].pin`) and the value (cut short by `yamlfile.quote`), and saying what would be valid.
+The file itself is read defensively (`yamlfile.read_yaml`): bounded size, strict UTF-8, no YAML anchors or
+aliases, no duplicate keys, bounded nesting. `check_model` adds the checks that need the model
+file (missing, incompatible, questions its tokenizer cannot encode).
 """
 import os
+import re
 import typing
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Optional
 
-import yaml
-
-from runtime.errors import ConfigError, ModelFormatError, TokenizerError
+from runtime.errors import ConfigError, GenerationError, ModelFormatError, TokenizerError
+from runtime.kiosk.yamlfile import QUOTE_CHARS, cut, quote, read_yaml
 
 BOARDS = ("pi4", "pi5", "pizero2w")
 GPIO_PINS = range(2, 28)                  # BCM numbers on the 40-pin header
 I2C_PINS = (2, 3)                         # SDA, SCL of I2C bus 1
 HOLD_ACTIONS = ("none", "toggle_thinking", "next_page", "cancel")
 THINKING_MODES = ("full", "collapsed", "hidden")
+MAX_LABEL = 64                            # characters of a label or the title (the widest screen shows ~100)
+MAX_QUESTION = 1000                       # characters; the model's context is the real bound (check_model)
 
 
 @dataclass
@@ -35,22 +39,27 @@ class DisplayConfig:
     #                                       backpack, I2C), hdmi (Linux framebuffer), terminal (stdout)
     width: Optional[int] = None           # pixels (OLED/HDMI) or characters (hd44780); None = the type's
     height: Optional[int] = None          # default (128x64, 16x2, framebuffer size)
-    i2c_port: int = 1
-    i2c_address: Optional[int] = None     # None = 0x3C for OLEDs, 0x27 for the PCF8574 backpack
-    i2c_khz: int = 100                    # bus speed set in /boot/firmware/config.txt; sets the refresh budget
-    framebuffer: str = "/dev/fb0"         # hdmi only
-    rotate: int = 0                       # 0..3, quarter turns
-    font: Optional[str] = None            # a .ttf/.pil file; None = Pillow's 6x11 bitmap font (the LCD's own)
-    font_size: int = 10                   # for .ttf fonts
+    #                                       sizes the drivers support: display.DRIVER_SIZES; others 1..4096,
+    #                                       and the font must leave a grid of at least display.MIN_GRID
+    i2c_port: int = 1                     # 0..255: the N of /dev/i2c-N
+    i2c_address: Optional[int] = None     # 0x03..0x77; None = 0x3C for OLEDs, 0x27 for the PCF8574 backpack
+    i2c_khz: int = 100                    # 100 | 400 | 1000: bus speed set in /boot/firmware/config.txt; sets
+    #                                       the refresh budget
+    framebuffer: str = "/dev/fb0"         # hdmi only: /dev/fb0../dev/fb31 (luma reads /sys/class/graphics/fbN)
+    rotate: int = 0                       # 0..3, quarter turns; ssd1306/sh1106 only (luma's framebuffer ignores it)
+    font: Optional[str] = None            # a .ttf/.otf/.pil file (OLED, HDMI); None = Pillow's 6x11 bitmap font.
+    #                                       Every character of the title, labels and questions needs a glyph in it
+    font_size: int = 10                   # 4..256 pixels, for .ttf/.otf fonts
     thinking: str = "collapsed"           # full: stream the thinking; collapsed: one status line; hidden
-    refresh_ms: Optional[int] = None      # min time between redraws; None = from the bus (see refresh_seconds)
+    refresh_ms: Optional[int] = None      # 0..2000: min time between redraws (0 = every token; past 2 s the
+    #                                       stream looks frozen); None = from the bus (see refresh_seconds)
 
 
 @dataclass
 class ButtonConfig:
     pin: int                              # BCM number; the button connects the pin to ground (pull-up)
-    label: str                            # shown on the idle screen
-    question: Optional[str] = None        # fixed text, or
+    label: str                            # shown on the idle screen; 1..MAX_LABEL printable characters
+    question: Optional[str] = None        # fixed text (1..MAX_QUESTION printable characters and newlines), or
     task: Optional[str] = None            # a task family: a fresh held-out instance on every press, verified
     hold: str = "none"                    # action while held >= hold_seconds: none | toggle_thinking |
     #                                       next_page | cancel (with an action, a short press acts on release)
@@ -63,12 +72,13 @@ class LedConfig:
 
 
 @dataclass
-class GenerationConfig:
+class GenerationConfig:                   # ranges: runtime.generate.check_options (one rule for every caller)
     max_new_tokens: int = 200
     temperature: float = 0.0              # 0 = greedy, reproducible
     top_k: Optional[int] = None
     top_p: Optional[float] = None
-    seed: int = 0                         # seeds sampling and the task instances drawn by `task:` buttons
+    seed: int = 0                         # seeds sampling and the task instances drawn by `task:` buttons;
+    #                                       0..2**32-1
 
 
 @dataclass
@@ -80,10 +90,10 @@ class KioskConfig:
     led: Optional[LedConfig] = None
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     busy: str = "cancel"                  # a press while answering: cancel (start the new question) | queue
-    queue_size: int = 4                   # pending presses kept with busy: queue; more are dropped and logged
-    debounce_ms: int = 30                 # edges closer than this to the last accepted edge are contact bounce
-    hold_seconds: float = 1.0
-    title: str = "tinyr1"                 # first line of the idle screen
+    queue_size: int = 4                   # 1..64 pending presses kept with busy: queue; more are dropped, logged
+    debounce_ms: int = 30                 # 0..1000: edges closer than this to the last accepted edge are bounce
+    hold_seconds: float = 1.0             # 0.1..10
+    title: str = "tinyr1"                 # first line of the idle screen; 0..MAX_LABEL printable characters
     log_level: str = "INFO"
     path: str = ""                        # the file it came from (set by the loader)
 
@@ -105,14 +115,7 @@ TOP_KEYS = {f.name for f in fields(KioskConfig)} - {"path"}
 
 def load_config(path, model_override=None):
     """Read and validate a kiosk YAML file -> KioskConfig (model path made absolute)."""
-    try:
-        with open(path) as f:
-            raw = yaml.safe_load(f)
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: invalid YAML: {e}") from None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read the kiosk config: {e.strerror}") from None
-    cfg = config_from_dict(raw, path)
+    cfg = config_from_dict(read_yaml(path), path)
     if model_override:
         cfg.model = os.path.abspath(model_override)
     elif not os.path.isabs(cfg.model):
@@ -131,7 +134,7 @@ def config_from_dict(raw, path="<config>"):
     display = DisplayConfig(**_fields(DisplayConfig, raw["display"], path, "display"))
     if not isinstance(raw["buttons"], list) or not raw["buttons"]:
         raise ConfigError(f"{path}: buttons: a non-empty list of {{pin, label, question or task}}; "
-                          f"got {raw['buttons']!r}")
+                          f"got {quote(raw['buttons'])}")
     buttons = [ButtonConfig(**_fields(ButtonConfig, b, path, f"buttons[{i}]")) for i, b in enumerate(raw["buttons"])]
     led = LedConfig(**_fields(LedConfig, raw["led"], path, "led")) if raw.get("led") is not None else None
     gen = GenerationConfig(**_fields(GenerationConfig, raw.get("generation") or {}, path, "generation"))
@@ -144,11 +147,12 @@ def _fields(cls, raw, path, where, skip=()):
     """Check a mapping against a dataclass: known keys, required keys present, types -> kwargs."""
     prefix = f"{where}." if where else ""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: {where}: expected a mapping, got {raw!r}")
+        raise ConfigError(f"{path}: {where}: expected a mapping, got {quote(raw)}")
     known = {f.name: f for f in fields(cls) if f.name != "path"}
     for key in raw:
         if key not in known:
-            raise ConfigError(f"{path}: {prefix}{key}: unknown key; allowed keys: {', '.join(known)}")
+            name = key if isinstance(key, str) and key.isprintable() and len(key) <= QUOTE_CHARS else quote(key)
+            raise ConfigError(f"{path}: {prefix}{name}: unknown key; allowed keys: {', '.join(known)}")
     out = {}
     for name, f in known.items():
         if name in skip:
@@ -173,14 +177,17 @@ def _typed(value, tp, path, key):
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
-        raise ConfigError(f"{path}: {key}: expected {tp.__name__}{' or null' if optional else ''}, got {value!r}")
+        raise ConfigError(f"{path}: {key}: expected {tp.__name__}{' or null' if optional else ''}, "
+                          f"got {quote(value)}")
     return value
 
 
 def check(cfg):
-    """Value checks that need no model file."""
+    """Value checks that need no model file (the display's sizes and font: display.check_display)."""
     p = cfg.path
     _one_of(p, "board", cfg.board, BOARDS)
+    if not cfg.model.strip():
+        raise ConfigError(f"{p}: model: empty; give the compiled model's path, e.g. ../build/student.msgpack")
     _one_of(p, "busy", cfg.busy, ("cancel", "queue"))
     _one_of(p, "log_level", cfg.log_level.upper(), ("DEBUG", "INFO", "WARNING", "ERROR"))
     d = cfg.display
@@ -188,55 +195,91 @@ def check(cfg):
     _one_of(p, "display.thinking", d.thinking, THINKING_MODES)
     _one_of(p, "display.i2c_khz", d.i2c_khz, (100, 400, 1000))
     _one_of(p, "display.rotate", d.rotate, (0, 1, 2, 3))
+    if d.rotate and d.type not in ("ssd1306", "sh1106"):
+        raise ConfigError(f"{p}: display.rotate: {d.rotate}: only the ssd1306 and sh1106 drivers rotate; for "
+                          f"{d.type} use 0 (rotate an HDMI screen in the OS)")
     for key in ("width", "height"):
-        v = getattr(d, key)
-        if v is not None and not 1 <= v <= 4096:
-            raise ConfigError(f"{p}: display.{key}: {v} is not in 1..4096")
+        _in_range(p, f"display.{key}", getattr(d, key), 1, 4096, optional=True)
+    _in_range(p, "display.i2c_port", d.i2c_port, 0, 255)
     if d.i2c_address is not None and not 0x03 <= d.i2c_address <= 0x77:
         raise ConfigError(f"{p}: display.i2c_address: {d.i2c_address:#x} is not a 7-bit I2C address (0x03..0x77)")
+    if not re.fullmatch(r"/dev/fb([0-9]|[12][0-9]|3[01])", d.framebuffer):
+        raise ConfigError(f"{p}: display.framebuffer: {quote(d.framebuffer)} is not /dev/fb0../dev/fb31")
+    if d.font is not None and d.type in ("hd44780", "terminal"):
+        raise ConfigError(f"{p}: display.font: the {d.type} display draws with its own font; remove font "
+                          f"(it applies to ssd1306, sh1106 and hdmi)")
     if d.font is not None and not os.path.isfile(_rel(cfg, d.font)):
-        raise ConfigError(f"{p}: display.font: {d.font!r} is not a file")
-    if not 1 <= cfg.queue_size <= 64:
-        raise ConfigError(f"{p}: queue_size: {cfg.queue_size} is not in 1..64")
-    if not 0 <= cfg.debounce_ms <= 1000:
-        raise ConfigError(f"{p}: debounce_ms: {cfg.debounce_ms} is not in 0..1000")
-    if not 0.1 <= cfg.hold_seconds <= 10:
-        raise ConfigError(f"{p}: hold_seconds: {cfg.hold_seconds} is not in 0.1..10")
-    g = cfg.generation
-    if not 1 <= g.max_new_tokens <= 4096 or g.temperature < 0 or (g.top_k is not None and g.top_k < 1) \
-            or (g.top_p is not None and not 0 < g.top_p <= 1):
-        raise ConfigError(f"{p}: generation: need 1 <= max_new_tokens <= 4096, temperature >= 0, top_k >= 1, "
-                          f"0 < top_p <= 1; got {g}")
+        raise ConfigError(f"{p}: display.font: {quote(d.font, 200)} is not a file")
+    _in_range(p, "display.font_size", d.font_size, 4, 256)
+    _in_range(p, "display.refresh_ms", d.refresh_ms, 0, 2000, optional=True)
+    _in_range(p, "queue_size", cfg.queue_size, 1, 64)
+    _in_range(p, "debounce_ms", cfg.debounce_ms, 0, 1000)
+    _in_range(p, "hold_seconds", cfg.hold_seconds, 0.1, 10)
+    _text(p, "title", cfg.title, 0, MAX_LABEL)
+    check_generation(cfg)
     used = {}                                                  # pin -> what uses it
     if d.type in I2C_DISPLAYS:
         for pin in I2C_PINS:
             used[pin] = f"the {d.type} display's I2C bus (GPIO 2 = SDA, 3 = SCL)"
     for i, b in enumerate(cfg.buttons):
         key = f"buttons[{i}]"
-        _pin(p, f"{key}.pin", b.pin, used, f"{key} ({b.label!r})")
+        _pin(p, f"{key}.pin", b.pin, used, f"{key} ({quote(b.label)})")
         if (b.question is None) == (b.task is None):
             raise ConfigError(f"{p}: {key}: give exactly one of question: (fixed text) or task: (a family name); "
-                              f"got question={b.question!r}, task={b.task!r}")
+                              f"got question={quote(b.question)}, task={quote(b.task)}")
         if b.task is not None:
             from runtime.tasks import FAMILIES
             _one_of(p, f"{key}.task", b.task, tuple(FAMILIES))
-        if b.question is not None and not b.question.strip():
-            raise ConfigError(f"{p}: {key}.question: empty")
+        if b.question is not None:
+            _text(p, f"{key}.question", b.question, 1, MAX_QUESTION, newlines=True)
         _one_of(p, f"{key}.hold", b.hold, HOLD_ACTIONS)
-        if not b.label.strip():
-            raise ConfigError(f"{p}: {key}.label: empty")
+        _text(p, f"{key}.label", b.label, 1, MAX_LABEL)
     if cfg.led is not None:
         _pin(p, "led.pin", cfg.led.pin, used, "the status LED")
+    from runtime.kiosk.display import check_display
+    check_display(cfg)
+
+
+def check_generation(cfg, vocab_size=None):
+    """The generation: section, by the one rule every caller of generate() uses (top_k against the
+    model's vocabulary once `check_model` knows it); a bad seed or NaN never reaches a button press."""
+    from runtime.generate import check_options
+    g = cfg.generation
+    try:
+        check_options(temperature=g.temperature, top_k=g.top_k, top_p=g.top_p, seed=g.seed,
+                      max_new_tokens=g.max_new_tokens, vocab_size=vocab_size)
+    except GenerationError as e:
+        raise ConfigError(f"{cfg.path}: generation: {e}") from None
 
 
 def _one_of(path, key, value, allowed):
     if value not in allowed:
-        raise ConfigError(f"{path}: {key}: {value!r} is not one of {', '.join(map(str, allowed))}")
+        raise ConfigError(f"{path}: {key}: {quote(value)} is not one of {', '.join(map(str, allowed))}")
+
+
+def _in_range(path, key, value, lo, hi, optional=False):
+    if optional and value is None:
+        return
+    if not lo <= value <= hi:                                  # NaN fails the comparison too
+        raise ConfigError(f"{path}: {key}: {quote(value)} is not in {lo}..{hi}"
+                          + (" (or null for the default)" if optional else ""))
+
+
+def _text(path, key, text, lo, hi, newlines=False):
+    """A label, title or question: lo..hi characters, printable (newlines in questions), not only spaces."""
+    if len(text) > hi:
+        raise ConfigError(f"{path}: {key}: {quote(text)} is longer than {hi} characters")
+    if lo and not text.strip():
+        raise ConfigError(f"{path}: {key}: empty")
+    bad = next((c for c in text if not c.isprintable() and not (newlines and c == "\n")), None)
+    if bad is not None:
+        raise ConfigError(f"{path}: {key}: {quote(text)}: character U+{ord(bad):04X} {bad!r} at position "
+                          f"{text.index(bad)} is not printable (a control, format or special space character)")
 
 
 def _pin(path, key, pin, used, user):
     if pin not in GPIO_PINS:
-        raise ConfigError(f"{path}: {key}: {pin} is outside 2..27 (BCM GPIO numbers on the 40-pin header)")
+        raise ConfigError(f"{path}: {key}: {quote(pin)} is outside 2..27 (BCM GPIO numbers on the 40-pin header)")
     if pin in used:
         raise ConfigError(f"{path}: {key}: GPIO {pin} is already used by {used[pin]}")
     used[pin] = user
@@ -256,20 +299,23 @@ def check_model(cfg, model=None):
     from runtime.model import load
     if model is None:
         if not os.path.isfile(cfg.model):
-            raise ConfigError(f"{cfg.path}: model: {cfg.model!r} does not exist (compile one with "
+            what = "is a directory, not a compiled model" if os.path.isdir(cfg.model) else "does not exist"
+            raise ConfigError(f"{cfg.path}: model: {quote(cfg.model, 200)} {what} (compile one with "
                               f"`tinyr1 compile trainer/checkpoints/student -o build/student.msgpack`)")
         try:
             model = load(cfg.model)
         except ModelFormatError as e:
-            raise ConfigError(f"{cfg.path}: model: {cfg.model!r} is not a usable tinyr1 model: {e}") from None
+            raise ConfigError(f"{cfg.path}: model: {quote(cfg.model, 200)} is not a usable tinyr1 model: "
+                              f"{cut(str(e))}") from None
+    check_generation(cfg, model.tokenizer.vocab_size)
     for i, b in enumerate(cfg.buttons):
         if b.question is None:
             continue
         try:
             n = len(model.encode_prompt(b.question))
         except TokenizerError as e:
-            raise ConfigError(f"{cfg.path}: buttons[{i}].question: {b.question!r}: the model's tokenizer "
-                              f"cannot encode it: {e}") from None
+            raise ConfigError(f"{cfg.path}: buttons[{i}].question: {quote(b.question)}: the model's tokenizer "
+                              f"cannot encode it: {cut(str(e))}") from None
         if n + 8 > model.max_positions:
             raise ConfigError(f"{cfg.path}: buttons[{i}].question: {n} tokens leave no room to answer in the "
                               f"model's context of {model.max_positions}")

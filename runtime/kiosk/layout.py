@@ -7,6 +7,8 @@ characters. A display draws the lines (strong ones inverted where it can), so a 
 from dataclasses import dataclass, field
 from typing import Optional
 
+from runtime.tokenizer import SPECIALS
+
 
 @dataclass(frozen=True)
 class Line:
@@ -23,13 +25,37 @@ class View:
     question: str = ""
     thinking: str = ""
     answer: str = ""
-    status: str = ""                      # thinking | answering | done | cancelled | error
+    status: str = ""                      # thinking | answering | done | cut off | cancelled | error
+    cut_off: str = ""                     # status cut off: why ("context full", "token limit")
     verified: Optional[bool] = None       # task buttons: did the verifier accept the answer?
     tokens: int = 0
     tokens_per_second: float = 0.0
     thinking_mode: str = "collapsed"      # full | collapsed | hidden
     page: int = 0                         # which page of a finished answer (hold: next_page)
     message: str = ""                     # mode error: what went wrong
+
+
+def split_completion(text):
+    """A completion as the screen shows it -> (thinking, answer or None before `<answer>`). The thinking
+    runs from `<think>` to the first `</think>` or `<answer>`, the answer from the first `<answer>` after
+    it to `</answer>`. A small model may write tags anywhere and a cut-off text ends anywhere, so any
+    other special token inside is dropped: no raw tag reaches the screen."""
+    start = text.find("<think>")
+    think_at = start + len("<think>") if start >= 0 else 0
+    ends = [i for i in (text.find("</think>", think_at), text.find("<answer>", think_at)) if i >= 0]
+    think_end = min(ends) if ends else len(text)
+    thinking = _plain(text[think_at:think_end]).strip() if start >= 0 else ""
+    a = text.find("<answer>", think_end if start >= 0 else 0)
+    if a < 0:
+        return thinking, None
+    e = text.find("</answer>", a)
+    return thinking, _plain(text[a + len("<answer>"):e if e >= 0 else len(text)])
+
+
+def _plain(text):
+    for tag in SPECIALS:
+        text = text.replace(tag, "")
+    return text
 
 
 def wrap(text, cols):
@@ -63,8 +89,8 @@ def footer(view):
     if view.status == "done":
         mark = {True: "right", False: "wrong", None: ""}[view.verified]
         return f"{view.tokens_per_second:.0f} tok/s {mark}".strip()
-    if view.status == "cancelled":
-        return "cancelled"
+    if view.status in ("cancelled", "cut off"):
+        return view.status
     return f"{view.status} {view.tokens} tok"
 
 
@@ -80,6 +106,8 @@ def body(view, cols):
             lines.append(Line(clip(f"(thought {len(view.thinking)} chars)", cols)))
     if view.answer or view.status == "answering":
         lines += [Line(t, strong=True) for t in wrap("= " + view.answer, cols)]
+    if view.status == "cut off":                   # the footer says "cut off"; this line says why
+        lines += [Line(t) for t in wrap(f"({view.cut_off or 'cut off'})", cols)]
     return lines
 
 
@@ -101,6 +129,10 @@ def layout(view, cols, rows):
         if view.status == "done" and view.answer:
             mark = {True: " ok", False: " x", None: ""}[view.verified]
             tail = [Line(clip("=" + view.answer + mark, cols), strong=True)]
+        elif view.status == "cut off":              # the mark survives the clip; the answer gives way
+            mark = "(cut off)"
+            head = clip("=" + view.answer, cols - len(mark) - 1) + " " if view.answer and cols > len(mark) + 3 else ""
+            tail = [Line(clip(head + mark, cols), strong=bool(head))]
         return ([Line(clip(view.question, cols))] + tail)[:rows]
     q = wrap(view.question, cols)
     n_q = 1 if rows < 5 else min(2, rows - 3)      # up to 2 question lines when 2 body lines remain
@@ -109,7 +141,7 @@ def layout(view, cols, rows):
         head[-1] = Line(clip(q[n_q - 1] + " " + q[n_q], cols))
     space = rows - len(head) - 1                    # question + body + footer
     scroll = body(view, cols)
-    if view.status == "done" and len(scroll) > space:
+    if view.status in ("done", "cut off") and len(scroll) > space:
         pages = (len(scroll) + space - 1) // space
         page = view.page % pages
         shown = scroll[page * space:(page + 1) * space]

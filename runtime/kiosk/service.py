@@ -3,6 +3,7 @@ import logging
 import os
 import socket
 import sys
+import tempfile
 import time
 
 
@@ -19,6 +20,22 @@ def sd_notify(message, env=None):
         s.connect(addr)
         s.sendall(message.encode())
     return True
+
+
+def gpio_working_dir(env=None):
+    """lgpio, gpiozero's pin library on a Pi 5, creates its notification pipe in $LG_WD (or the working
+    directory) when it is imported, and fails in one this user cannot write: `xCreatePipe: Can't set
+    permissions`, then gpiozero's BadPinFactory. Call before gpiozero is imported. Keeps a writable
+    $LG_WD; else points it at systemd's $STATE_DIRECTORY or the working directory, when writable, or else
+    a private temporary directory. -> the directory."""
+    env = os.environ if env is None else env
+    candidates = [env.get("LG_WD"), (env.get("STATE_DIRECTORY") or "").split(":")[0], os.getcwd()]
+    for d in candidates:
+        if d and os.path.isdir(d) and os.access(d, os.W_OK | os.X_OK):
+            env["LG_WD"] = d
+            return d
+    env["LG_WD"] = tempfile.mkdtemp(prefix="tinyr1-lgpio-")
+    return env["LG_WD"]
 
 
 class Watchdog:

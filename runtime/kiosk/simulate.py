@@ -6,16 +6,19 @@ display's true resolution.
 """
 import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Optional
 
 from runtime.errors import ConfigError
 from runtime.kiosk.app import Kiosk
+from runtime.kiosk.yamlfile import quote
 from runtime.kiosk.display import open_display
 
 PRESS_SECONDS = 0.08                     # how long a scripted finger stays on a button
 HOLD_EXTRA = 0.05                        # a scripted hold lasts hold_seconds plus this
+MAX_AT_SECONDS = 3600                    # PIN@SECONDS: 0..an hour after start (a simulation runs in real time)
 
 
 @dataclass
@@ -26,12 +29,57 @@ class Press:
 
 
 def parse_press(text, hold=False):
-    """"17" or "17@2.5" -> Press."""
-    pin, _, at = text.partition("@")
+    """"17" or "17@2.5" -> Press; SECONDS is in 0..MAX_AT_SECONDS."""
+    option = "--hold" if hold else "--press"
+    pin, at_sign, at = text.partition("@")
     try:
-        return Press(int(pin), float(at) if at else None, hold)
+        p = Press(int(pin), float(at) if at_sign else None, hold)
     except ValueError:
-        raise ConfigError(f"--press {text!r}: expected PIN or PIN@SECONDS, e.g. 17 or 17@2.5") from None
+        raise ConfigError(f"{option} {quote(text)}: expected PIN or PIN@SECONDS, e.g. 17 or 17@2.5") from None
+    if p.at is not None and not 0 <= p.at <= MAX_AT_SECONDS:             # NaN fails the comparison too
+        raise ConfigError(f"{option} {quote(text)}: {p.at} seconds is not in 0..{MAX_AT_SECONDS} (an hour; "
+                          f"the simulation runs in real time)")
+    return p
+
+
+def check_script(cfg, presses):
+    """Every scripted press is on a button of the config; a --hold on a button with a hold action."""
+    pins = {b.pin: b for b in cfg.buttons}
+    for p in presses:
+        option = "--hold" if p.hold else "--press"
+        if p.pin not in pins:
+            raise ConfigError(f"{option} {p.pin}: no button on GPIO {p.pin}; buttons: {sorted(pins)}")
+        if p.hold and pins[p.pin].hold == "none":
+            raise ConfigError(f"{option} {p.pin}: the button on GPIO {p.pin} has no hold action (hold: none), so "
+                              f"holding it is a press; give it one or use --press")
+
+
+def check_outputs(gif=None, frames_dir=None):
+    """Fail before the run, not after it: the GIF can be written where asked, the frames directory exists
+    (or is made now) and takes files."""
+    if gif:
+        parent = os.path.dirname(os.path.abspath(gif))
+        if os.path.isdir(gif):
+            raise ConfigError(f"--gif {quote(gif, 200)}: is a directory; give a file name, e.g. kiosk.gif")
+        if not os.path.isdir(parent):
+            raise ConfigError(f"--gif {quote(gif, 200)}: {quote(parent, 200)} is not a directory")
+        existed = os.path.exists(gif)
+        try:
+            with open(gif, "ab"):                                   # "ab": an existing GIF stays as it is
+                pass
+        except OSError as e:
+            raise ConfigError(f"--gif {quote(gif, 200)}: cannot write it: {e.strerror}") from None
+        if not existed:
+            os.remove(gif)
+    if frames_dir:
+        if os.path.exists(frames_dir) and not os.path.isdir(frames_dir):
+            raise ConfigError(f"--frames {quote(frames_dir, 200)}: is a file, not a directory")
+        try:
+            os.makedirs(frames_dir, exist_ok=True)
+            with tempfile.TemporaryFile(dir=frames_dir):
+                pass
+        except OSError as e:
+            raise ConfigError(f"--frames {quote(frames_dir, 200)}: cannot write PNGs there: {e.strerror}") from None
 
 
 class Recorder:
@@ -46,7 +94,7 @@ class Recorder:
             return
         self.frames.append(image.copy())
         self.times.append(time.monotonic() - self.t0)
-        self.settled.append(view.mode != "answer" or view.status in ("done", "cancelled"))
+        self.settled.append(view.mode != "answer" or view.status in ("done", "cut off", "cancelled"))
 
     def write(self, gif=None, frames_dir=None, scale=1):
         """PNGs and/or a GIF; `scale` > 1 enlarges pixels (nearest neighbour) for a README or a slide."""
@@ -73,13 +121,12 @@ def press(factory, pin, seconds):
     p.drive_high()
 
 
-def simulate(cfg, model, presses, *, gif=None, frames_dir=None, scale=1, out=sys.stdout, timeout=120):
-    """Run the kiosk on mock pins, press as scripted -> (kiosk, recorder). Prints the transcript."""
+def simulate(cfg, model, presses, *, gif=None, frames_dir=None, scale=1, out=None, timeout=120):
+    """Run the kiosk on mock pins, press as scripted -> (kiosk, recorder). Prints the transcript to `out`
+    (default: sys.stdout when called, not when this module was imported)."""
     from gpiozero.pins.mock import MockFactory, MockPWMPin
-    pins = {b.pin for b in cfg.buttons}
-    for p in presses:
-        if p.pin not in pins:
-            raise ConfigError(f"--press {p.pin}: no button on GPIO {p.pin}; buttons: {sorted(pins)}")
+    check_script(cfg, presses)
+    check_outputs(gif, frames_dir)
     factory = MockFactory(pin_class=MockPWMPin)
     rec = Recorder()
     kiosk = Kiosk(cfg, model, open_display(cfg, simulate=True), pin_factory=factory, on_frame=rec)
@@ -95,7 +142,7 @@ def simulate(cfg, model, presses, *, gif=None, frames_dir=None, scale=1, out=sys
     finally:
         kiosk.stop()
         factory.reset()
-    print_transcript(kiosk, out)
+    print_transcript(kiosk, out or sys.stdout)
     rec.write(gif, frames_dir, scale)
     return kiosk, rec
 
