@@ -101,7 +101,7 @@ pi-check: $(VENV)/.demo $(MODEL)
 	@command -v debootstrap >/dev/null && command -v qemu-aarch64-static >/dev/null && \
 	  command -v update-binfmts >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap qemu-user-static binfmt-support >/dev/null; }
-	$(SUDO) env OPENBLAS_NUM_THREADS=1 $(PY) -m compiler.deploy.pi_check --model $(MODEL)
+	$(SUDO) env OPENBLAS_NUM_THREADS=1 $(PY) -m deploy.pi_check --model $(MODEL)
 
 clean:
 	rm -rf $(VENV) $(FLOOR) build .pytest_cache .wheels

@@ -3,18 +3,25 @@
 install_requires is the runtime's floor: only packages Raspberry Pi OS bookworm ships as Debian
 packages. Training, tests and oracles are extras.
 """
+import re
+
 from setuptools import find_packages, setup
+
+VERSION = re.search(r'__version__ = "([^"]+)"', open("runtime/__init__.py").read()).group(1)
 
 KIOSK = ["pillow>=9.4", "gpiozero>=2.0", "luma.core>=2.4", "luma.oled>=3.9", "luma.lcd>=2.10", "smbus2>=0.4"]
 
 setup(
     name="tinyr1",
-    version="0.1.0",
+    version=VERSION,
     description="Train, compile and run a tiny DeepSeek-R1-style reasoning model on a Raspberry Pi kiosk",
     python_requires=">=3.9",
-    packages=find_packages(include=["compiler", "compiler.*", "runtime", "runtime.*", "trainer", "trainer.*"]),
+    # the pipeline's stages: trainer -> compiler -> export -> deploy -> runtime; tinyr1 is the host's command
+    packages=find_packages(include=["trainer", "trainer.*", "compiler", "compiler.*", "export", "export.*",
+                                    "deploy", "deploy.*", "runtime", "runtime.*", "tinyr1", "tinyr1.*"]),
     package_data={
         "runtime": ["tasks/*.yaml", "tasks/*.txt"],
+        "deploy": ["install.sh", "tinyr1-kiosk.service"],
         "trainer": ["recipes/*.yaml", "checkpoints/*/*"],
     },
     install_requires=["numpy>=1.24", "msgpack>=1.0.3", "pyyaml>=5.4", "click>=8.0"],
@@ -34,5 +41,5 @@ setup(
         "interop": ["onnx>=1.16", "onnxruntime>=1.18", "gguf>=0.10", "llama-cpp-python>=0.3.0",
                     "ai-edge-litert>=1.0", "flatbuffers>=24.3", "tflite>=2.18"],
     },
-    entry_points={"console_scripts": ["tinyr1=runtime.cli:main"]},
+    entry_points={"console_scripts": ["tinyr1=tinyr1.cli:main"]},
 )

@@ -40,36 +40,3 @@ def compile_cmd(src, output, quant, group_size, per_channel, show_graph):
         click.echo(f"int8 error: worst relative {worst[1]['rel_error']:.2e} ({worst[0]}), worst absolute "
                    f"{max(r['max_abs_error'] for r in report.values()):.2e}; `tinyr1 inspect {os.path.basename(output)}` "
                    f"lists every tensor")
-
-
-@click.command("export")
-@click.argument("fmt", metavar="FORMAT", type=click.Choice(["onnx", "gguf", "tflite"]))
-@click.argument("model", type=click.Path(exists=True, dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(),
-              help="Where to write: onnx, a directory that will hold prefill.onnx and decode.onnx; gguf and "
-                   "tflite, one file.")
-@click.option("--weights", type=click.Choice(["float32", "int8"]), default=None,
-              help="float32 (our int8 weights dequantized exactly) or int8 (onnx: int8 initializers + "
-                   "DequantizeLinear; gguf: Q8_0 blocks holding our int8 bytes; tflite: not supported) "
-                   "[default: int8 for onnx and gguf, float32 for tflite].")
-@click.option("--seq-len", type=int, default=None,
-              help="tflite only: the fixed length of the prefill graph; shorter prompts are padded at the end "
-                   "[default: the model's context length].")
-def export_cmd(fmt, model, output, weights, seq_len):
-    """Export a compiled MODEL for independent runtimes: ONNX (onnxruntime: a prefill graph and a
-    decode-step graph over the latent cache), GGUF (llama.cpp's deepseek2 architecture) or TFLite
-    (LiteRT / tflite-runtime: a prefill graph). The exports carry the main graph; an MTP draft head
-    is left out. Needs: pip install 'tinyr1[interop]'."""
-    from compiler.export import exporter
-    weights = weights or ("float32" if fmt == "tflite" else "int8")
-    if seq_len is not None and fmt != "tflite":
-        raise click.UsageError("--seq-len applies to tflite exports only")
-    try:
-        mod = exporter(fmt)
-        report = mod.export(model, output, weights=weights, **({"seq_len": seq_len} if fmt == "tflite" else {}))
-    except ImportError as e:
-        raise click.ClickException(f"`tinyr1 export {fmt}` needs the interop extra ({e}): pip install 'tinyr1[interop]'")
-    except TinyR1Error as e:
-        raise click.ClickException(str(e))
-    short = {k: (len(v) if isinstance(v, (list, dict)) else v) for k, v in report.items()}
-    click.echo(f"wrote {output} ({fmt}, {weights} weights): " + ", ".join(f"{k} {v}" for k, v in short.items()))

@@ -1,5 +1,4 @@
-"""Runtime subcommands of `tinyr1` (they work where only runtime/ is installed): run, chat, inspect."""
-import importlib
+"""Runtime subcommands of `tinyr1` (they work where only runtime/ is installed): run, chat, inspect, bench."""
 import json
 import sys
 
@@ -143,28 +142,10 @@ def inspect_cmd(model, show_graph, as_json):
 
 @click.command("bench")
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
-@click.option("--repeat", default=3, show_default=True, help="Fresh processes (rounds) per engine; the best is reported.")
-@click.option("--peers", default="", metavar="LIST",
-              help="Also measure these runtimes on the same weights, alternately with ours: a comma-separated "
-                   "subset of llama.cpp,onnxruntime,litert (needs the host packages: pip install 'tinyr1[interop]', "
-                   "llama.cpp built portably as the README's \"Interop and speed\" shows). A peer that crashes is "
-                   "reported in its row; the others are still measured.")
+@click.option("--repeat", default=3, show_default=True, help="Fresh processes to run; the best is reported.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def bench(model, repeat, peers, as_json):
-    """Load time, prefill/decode tokens/s, first-token latency and peak RSS, one thread; with --peers, the
-    same figures for independent runtimes and our ratio to each (decode, prefill, first token)."""
-    if not peers:
-        from runtime.bench import main as bench_main
-        bench_main([model, "--repeat", str(repeat)] + (["--json"] if as_json else []))
-        return
-    names = [p.strip() for p in peers.split(",") if p.strip()]
-    try:                                   # host-only: the peers need the compiler's exporters
-        peer_bench = importlib.import_module("compiler.bench")
-    except ImportError as e:
-        raise click.ClickException(f"--peers needs the compiler package and its interop extra ({e}); "
-                                   f"install with: pip install 'tinyr1[interop]'")
-    unknown = [p for p in names if p not in peer_bench.PEERS]
-    if unknown:
-        raise click.ClickException(f"unknown peer {unknown[0]!r}; peers: {', '.join(peer_bench.PEERS)}")
-    result = peer_bench.run(model, names, repeat, progress=lambda m: click.echo(m, err=True))
-    click.echo(json.dumps(result, indent=1) if as_json else peer_bench.table(result))
+def bench(model, repeat, as_json):
+    """Load time, prefill/decode tokens/s, first-token latency and peak RSS, one thread, fresh processes.
+    (The host's `tinyr1 bench --peers ...` also races llama.cpp, onnxruntime and LiteRT.)"""
+    from runtime.bench import main as bench_main
+    bench_main([model, "--repeat", str(repeat)] + (["--json"] if as_json else []))

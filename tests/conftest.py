@@ -33,7 +33,7 @@ def _reason(report):
 
 def need_peer(module, package=None):
     """Skip (a failure under CI=true) unless `module` is installed; find_spec only, so a peer's native
-    library is never loaded into the test worker: tests call it through compiler.export.isolated.Peer."""
+    library is never loaded into the test worker: tests call it through export.isolated.Peer."""
     spec = importlib.util.find_spec(module)
     if spec is None:
         pytest.skip(f"could not import {module!r}: pip install {package or module} (the interop extra)")

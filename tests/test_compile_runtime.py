@@ -7,7 +7,7 @@ from compiler.compile import compile_model
 from compiler.quantize import quantize
 from compiler.trace import trace
 from conftest import random_params, small_student
-from runtime.cli import main
+from tinyr1.cli import main
 from runtime.loader import parse_document
 from runtime.model import ContextOverflowError, Model
 from runtime.tokenizer import Tokenizer

@@ -1,17 +1,17 @@
-"""compiler/export/gguf_export.py: llama.cpp running the exported `deepseek2` GGUF computes what
+"""export/gguf_export.py: llama.cpp running the exported `deepseek2` GGUF computes what
 runtime.model.Model computes. F32: to 1e-4 for every attention/MoE variant and the bundled student, batch and
 token by token. Q8_0: our int8 blocks are carried byte for byte, and the remaining difference is llama.cpp's
-quantization of the activations, which compiler/export/gguf_emulate.py reproduces in numpy. llama.cpp runs in
-a child process (compiler/export/isolated.py); the tests that only write and read files need no llama.cpp."""
+quantization of the activations, which export/gguf_emulate.py reproduces in numpy. llama.cpp runs in
+a child process (export/isolated.py); the tests that only write and read files need no llama.cpp."""
 import numpy as np
 import pytest
 
 gguf = pytest.importorskip("gguf")
 
-from compiler.export.common import ExportError, load_compiled  # noqa: E402
-from compiler.export.gguf_emulate import forward  # noqa: E402
-from compiler.export.gguf_export import export, model_layout, q8_0_sources  # noqa: E402
-from compiler.export.isolated import Peer  # noqa: E402
+from export.common import ExportError, load_compiled  # noqa: E402
+from export.gguf_emulate import forward  # noqa: E402
+from export.gguf_export import export, model_layout, q8_0_sources  # noqa: E402
+from export.isolated import Peer  # noqa: E402
 from conftest import STUDENT, compiled_case, need_peer  # noqa: E402
 from runtime.model import ContextOverflowError, load  # noqa: E402
 

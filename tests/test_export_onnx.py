@@ -1,6 +1,6 @@
-"""compiler/export/onnx_export.py: onnxruntime running the exported prefill and decode graphs computes what
+"""export/onnx_export.py: onnxruntime running the exported prefill and decode graphs computes what
 runtime.model.Model computes, for every attention/MoE variant and for the bundled student. onnxruntime runs in
-a child process (compiler/export/isolated.py), so a crash in it is one failed test."""
+a child process (export/isolated.py), so a crash in it is one failed test."""
 import os
 
 import numpy as np
@@ -8,9 +8,9 @@ import pytest
 
 onnx = pytest.importorskip("onnx")
 
-from compiler.export.common import ExportError, load_compiled  # noqa: E402
-from compiler.export.isolated import Peer  # noqa: E402
-from compiler.export.onnx_export import export  # noqa: E402
+from export.common import ExportError, load_compiled  # noqa: E402
+from export.isolated import Peer  # noqa: E402
+from export.onnx_export import export  # noqa: E402
 from conftest import STUDENT, compiled_case, need_peer  # noqa: E402
 from runtime.model import ContextOverflowError, load  # noqa: E402
 

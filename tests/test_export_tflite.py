@@ -1,7 +1,7 @@
-"""compiler/export/tflite_export.py: LiteRT running the exported prefill graph computes what
+"""export/tflite_export.py: LiteRT running the exported prefill graph computes what
 runtime.model.Model computes, for every attention/MoE variant and for the bundled student; the file is a
 valid TFL3 flatbuffer of builtin operators whose constants are the runtime's float32 weights. LiteRT and
-tflite-runtime run in child processes (compiler/export/isolated.py), so a crash in either is one failed test."""
+tflite-runtime run in child processes (export/isolated.py), so a crash in either is one failed test."""
 import os
 
 import numpy as np
@@ -9,9 +9,9 @@ import pytest
 
 schema = pytest.importorskip("ai_edge_litert.schema_py_generated")     # the flatbuffer schema (pure Python)
 
-from compiler.export.common import ExportError, load_compiled  # noqa: E402
-from compiler.export.isolated import Peer  # noqa: E402
-from compiler.export.tflite_export import export  # noqa: E402
+from export.common import ExportError, load_compiled  # noqa: E402
+from export.isolated import Peer  # noqa: E402
+from export.tflite_export import export  # noqa: E402
 from conftest import ROOT, STUDENT, compiled_case, need_peer  # noqa: E402
 from runtime.model import ContextOverflowError, load  # noqa: E402
 

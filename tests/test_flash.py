@@ -11,12 +11,12 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from compiler.deploy.bundle import build, tar_bytes
-from compiler.deploy.flash import STALL_ENV
-from compiler.deploy.scripts import FLASH
-from compiler.deploy.targets import FlashError, Target, parse_target
+from deploy.bundle import build, tar_bytes
+from deploy.flash import STALL_ENV
+from deploy.scripts import FLASH
+from deploy.targets import FlashError, Target, parse_target
 from conftest import ROOT
-from runtime.cli import main
+from tinyr1.cli import main
 from runtime.errors import ConfigError
 from runtime.kiosk.config import check_model, load_config
 
@@ -98,7 +98,7 @@ def test_rollback_without_previous_and_bad_targets(tmp_path):
 
 def kill_mid_transfer(args, env_extra=None):
     """Start `tinyr1 flash`, let it send 64 KiB of the bundle (of ~200 KiB), then kill -9 it."""
-    p = subprocess.Popen([sys.executable, "-m", "runtime.cli", "flash", *args], stdout=subprocess.PIPE,
+    p = subprocess.Popen([sys.executable, "-m", "tinyr1.cli", "flash", *args], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, cwd=ROOT, start_new_session=True,
                          env={**ENV, STALL_ENV: str(64 * 1024), **(env_extra or {})})
     for line in p.stdout:                                            # blocks until the flash has stalled

@@ -17,11 +17,11 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from compiler.deploy.bundle import build, tar_bytes
-from compiler.deploy.flash import put, rollback
-from compiler.deploy.targets import FlashError, Target
+from deploy.bundle import build, tar_bytes
+from deploy.flash import put, rollback
+from deploy.targets import FlashError, Target
 from conftest import ROOT
-from runtime.cli import main
+from tinyr1.cli import main
 from runtime.kiosk.config import load_config
 
 CONFIGS = [os.path.join(ROOT, "firmware_configs", f) for f in ("pi5-ssd1306.yaml", "pizero2w-lcd1602.yaml",
@@ -122,8 +122,8 @@ def test_a_different_release_under_a_live_id_gets_a_new_name(tmp_path, releases)
 
 # ---------------------------------------------------------------- kill -9 at random moments
 CHILD = """import sys
-from compiler.deploy.flash import put, rollback
-from compiler.deploy.targets import Target
+from deploy.flash import put, rollback
+from deploy.targets import Target
 root, rid, tar = sys.argv[1:4]
 data = open(tar, "rb").read() if tar else None
 print("ready", flush=True)

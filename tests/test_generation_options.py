@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import small_student, write_compiled
-from runtime.cli import main
+from tinyr1.cli import main
 from runtime.errors import GenerationError
 from runtime.generate import SEED_MAX, check_options
 from runtime.model import load

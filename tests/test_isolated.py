@@ -1,4 +1,4 @@
-"""compiler/export/isolated.py: a peer runtime in a child process. Arrays and typed errors cross the pipe;
+"""export/isolated.py: a peer runtime in a child process. Arrays and typed errors cross the pipe;
 a peer that dies is one PeerError naming the engine and the signal, and a test run goes on around it."""
 import io
 import os
@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from compiler.export.isolated import CRASH_ENV, Peer, read_frame, write_frame
+from export.isolated import CRASH_ENV, Peer, read_frame, write_frame
 from conftest import ROOT, need_peer
 from runtime.errors import PeerError
 from runtime.model import ContextOverflowError
@@ -46,7 +46,7 @@ def test_frames_bound_sizes_before_reading_and_refuse_pickles():
 @pytest.fixture
 def onnx_dir(tmp_path, tiny_model_file):
     need_peer("onnxruntime")
-    from compiler.export.onnx_export import export
+    from export.onnx_export import export
     export(tiny_model_file, str(tmp_path / "onnx"), weights="int8")
     return str(tmp_path / "onnx")
 
@@ -93,7 +93,7 @@ def test_a_crashing_engine_is_one_error_naming_it_and_the_signal(monkeypatch, en
 
 
 def test_a_child_that_exits_reports_its_stderr(monkeypatch):
-    import compiler.export.isolated as iso
+    import export.isolated as iso
     real = subprocess.Popen                                           # the child's Python fails at once
     monkeypatch.setattr(iso.subprocess, "Popen", lambda cmd, **kw: real([cmd[0], "-c", "import no_such_module"], **kw))
     with pytest.raises(PeerError, match=r"(?s)^llama.cpp exited with status 1.*No module named 'no_such_module'"):

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from PIL import Image, ImageDraw
 
 from conftest import ROOT
-from runtime.cli import main
+from tinyr1.cli import main
 from runtime.kiosk.app import Kiosk
 from runtime.kiosk.config import load_config
 from runtime.kiosk.display import TerminalDisplay, open_display

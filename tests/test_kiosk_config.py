@@ -5,7 +5,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from runtime.cli import main
+from tinyr1.cli import main
 from runtime.errors import ConfigError
 from runtime.kiosk.config import check_model, load_config
 

@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import ROOT
-from runtime.cli import main
+from tinyr1.cli import main
 from runtime.errors import ConfigError
 from runtime.kiosk.config import load_config
 from runtime.kiosk.simulate import Press, check_outputs, check_script, parse_press

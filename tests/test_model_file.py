@@ -340,8 +340,8 @@ def test_hostile_max_positions_is_refused_before_anything_is_allocated(S):
 
 def test_inspect_and_export_read_through_the_same_checks(tmp_path):
     from click.testing import CliRunner
-    from compiler.export.common import load_compiled
-    from runtime.cli import main
+    from export.common import load_compiled
+    from tinyr1.cli import main
     path = tmp_path / "m.msgpack"
     path.write_bytes(with_positions(20_000))
     r = CliRunner().invoke(main, ["inspect", str(path)])
@@ -392,7 +392,7 @@ def test_files_that_are_not_tinyr1_models(data, what, tmp_path):
 
 def test_run_names_what_a_wrong_file_is(tmp_path):
     from click.testing import CliRunner
-    from runtime.cli import main
+    from tinyr1.cli import main
     path = tmp_path / "student.gguf"
     path.write_bytes(b"GGUF\x03\x00\x00\x00" + b"\0" * 100)
     r = CliRunner().invoke(main, ["run", str(path), "--prompt", "What is 1+1?"])

@@ -17,8 +17,8 @@ import pytest
 
 from conftest import ROOT
 
-UNIT = os.path.join(ROOT, "compiler", "deploy", "tinyr1-kiosk.service")
-INSTALL = os.path.join(ROOT, "compiler", "deploy", "install.sh")
+UNIT = os.path.join(ROOT, "deploy", "tinyr1-kiosk.service")
+INSTALL = os.path.join(ROOT, "deploy", "install.sh")
 OLED = os.path.join(ROOT, "firmware_configs", "pi5-ssd1306.yaml")
 USER = "nobody"
 # setpriv drops to USER with no capability but reading and searching any file (so this host's Python, which
@@ -61,7 +61,7 @@ def release(tiny_model_file):
     (pytest's own temporary directories are private to root)."""
     root = pathlib.Path(tempfile.mkdtemp(prefix="tinyr1-pi-"))
     os.chmod(root, 0o755)
-    r = subprocess.run([sys.executable, "-m", "runtime.cli", "flash", "--config", OLED, "--model", tiny_model_file,
+    r = subprocess.run([sys.executable, "-m", "tinyr1.cli", "flash", "--config", OLED, "--model", tiny_model_file,
                         "--target", str(root)], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     assert os.stat(root / "opt" / "tinyr1" / "current").st_uid == 0

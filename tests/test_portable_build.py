@@ -55,8 +55,8 @@ OLD_CPU = {"x86_64": ("qemu-x86_64-static", "Haswell"), "aarch64": ("qemu-aarch6
 
 
 def test_llama_cpp_computes_the_same_logits_on_an_emulated_older_cpu(libraries, tmp_path, tiny_model_file):
-    from compiler.export.gguf_export import export
-    from compiler.export.isolated import Peer
+    from export.gguf_export import export
+    from export.isolated import Peer
     qemu, cpu = OLD_CPU[platform.machine()]
     if shutil.which(qemu) is None:
         pytest.skip(f"{qemu} (Debian's qemu-user-static) emulates an older CPU")

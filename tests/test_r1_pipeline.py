@@ -112,7 +112,7 @@ def test_pipeline_runs_every_stage_then_resume_skips_them(tmp_path):
     path = tmp_path / "mini.yaml"
     path.write_text(yaml.safe_dump(PIPELINE))
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONPATH=os.path.dirname(__file__))
-    cmd = [sys.executable, "-m", "runtime.cli", "train", "--recipe", str(path), "--out", str(tmp_path / "run"),
+    cmd = [sys.executable, "-m", "tinyr1.cli", "train", "--recipe", str(path), "--out", str(tmp_path / "run"),
            "--no-progress"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stderr + r.stdout
@@ -140,7 +140,7 @@ def test_pipeline_resumes_a_killed_stage(tmp_path):
     path = tmp_path / "two.yaml"
     path.write_text(yaml.safe_dump(raw))
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "runtime.cli", "train", "--recipe", str(path), "--out", str(tmp_path / "run"),
+    cmd = [sys.executable, "-m", "tinyr1.cli", "train", "--recipe", str(path), "--out", str(tmp_path / "run"),
            "--no-progress"]
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120

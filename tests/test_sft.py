@@ -78,7 +78,7 @@ def test_batches_mask_only_the_completion():
 
 
 def run_train(recipe, out, *extra, background=False):
-    cmd = [sys.executable, "-m", "runtime.cli", "train", "--recipe", recipe, "--out", out, "--no-progress", *extra]
+    cmd = [sys.executable, "-m", "tinyr1.cli", "train", "--recipe", recipe, "--out", out, "--no-progress", *extra]
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     if background:
         return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

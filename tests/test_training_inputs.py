@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from conftest import small_student
 from compiler.compile import CompileError, compile_model, load_source
-from runtime.cli import main
+from tinyr1.cli import main
 from runtime.errors import CheckpointError, ConfigError, DatasetError
 from runtime.tokenizer import Tokenizer
 from trainer import checkpoint

@@ -1,4 +1,4 @@
-"""Trainer subcommands of `tinyr1` (loaded lazily by runtime/cli.py)."""
+"""Trainer subcommands of `tinyr1`: train, eval, ask, bench-train (the host's tinyr1/cli.py offers them)."""
 import json
 import os
 import sys

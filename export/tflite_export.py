@@ -12,14 +12,14 @@ kernels cannot express (one scale per output channel), so an int8 model exports 
 weights, exactly the runtime's. Only builtin operators are used; tflite_ops.py holds one lowering per op.
 
 LiteRtRunner runs the file under ai-edge-litert or tflite-runtime (the same tf.lite API); tests and benchmarks
-call it in a child process (compiler/export/isolated.py), so a crash in LiteRT is one error.
+call it in a child process (export/isolated.py), so a crash in LiteRT is one error.
 """
 import os
 
 import numpy as np
 
-from compiler.export import tflite_ops as ops
-from compiler.export.common import ExportError, load_compiled, node_inputs
+from export import tflite_ops as ops
+from export.common import ExportError, load_compiled, node_inputs
 from runtime.model import ContextOverflowError
 
 WEIGHTS = ("float32",)
@@ -38,7 +38,7 @@ def export(model_path, out_path, weights="float32", seq_len=None):
     if os.path.isdir(out_path):
         raise ExportError(f"tflite export: {out_path} is a directory; the export writes one .tflite file")
     try:
-        from compiler.export.tflite_builder import Builder
+        from export.tflite_builder import Builder
     except ImportError as e:
         raise ExportError(f"tflite export needs ai-edge-litert and flatbuffers: pip install ai-edge-litert ({e})")
     compiled = load_compiled(model_path)

@@ -13,7 +13,7 @@ n nope, r rope, v value, C kv_lora_rank.
 """
 import numpy as np
 
-from compiler.export.gguf_export import model_layout
+from export.gguf_export import model_layout
 
 BLOCK = 32
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from compiler.export.common import ExportError, load_compiled
+from export.common import ExportError, load_compiled
 from runtime.model import ContextOverflowError
 
 try:                                     # optional dependency: `tinyr1 export gguf` says what to install

@@ -1,6 +1,6 @@
 """`make pi-check`: a release on a Raspberry Pi OS-like userland, on any Linux host (as root).
 
-    python -m compiler.deploy.pi_check [--root build/pi-root] [--config firmware_configs/pi5-ssd1306.yaml]
+    python -m deploy.pi_check [--root build/pi-root] [--config firmware_configs/pi5-ssd1306.yaml]
 
 1. ROOT: a Debian bookworm arm64 root (what Raspberry Pi OS 64-bit is built on), made once with debootstrap
    under qemu-user-static through binfmt_misc (about 10 minutes on 2 cores; kept for later runs);
@@ -9,7 +9,8 @@
 3. in ROOT as the tinyr1 user, with Debian's arm64 Python, numpy and OpenBLAS under qemu: the seven seed
    questions through the release's launcher (`tinyr1 run`), and a simulated press of every button
    (`tinyr1 simulate`, gpiozero's MockFactory);
-4. the same on this host; every answer must match character for character. Exit status 1 otherwise.
+4. the same on this host; every answer must match character for character; and the release's `tinyr1`
+   reports its version and lists only the commands that ship. Exit status 1 otherwise.
 Plain Debian has no python3-lgpio (only the Raspberry Pi archive has it): install.sh says so and goes on.
 """
 import argparse
@@ -22,7 +23,7 @@ import time
 
 from runtime.bench import QUESTIONS
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIRROR = "http://deb.debian.org/debian"
 RELEASE = "/opt/tinyr1/current"
 
@@ -75,7 +76,7 @@ class Mounts:
 
 def flash_and_install(root, config, model):
     shutil.copy("/etc/resolv.conf", os.path.join(root, "etc", "resolv.conf"))
-    sh([sys.executable, "-m", "runtime.cli", "flash", "--config", config, "--model", model, "--target", root],
+    sh([sys.executable, "-m", "tinyr1.cli", "flash", "--config", config, "--model", model, "--target", root],
        cwd=ROOT)
     sh(["chroot", root, RELEASE + "/install.sh"])
 
@@ -99,8 +100,13 @@ def on_host(args):
 
 
 def answers(root, config, model):
-    """[(what, host text, arm64 text)] for the seed questions and the simulated presses."""
-    rows = []
+    """[(what, expected, arm64 text)]: the release's own `tinyr1` (version, the commands it lists: only the
+    shipped ones), then the seed questions and the simulated presses against this host's answers."""
+    from runtime import __version__
+    from runtime.cli import COMMANDS
+    listed = re.findall(r"^  ([a-z-]+)  ", in_root(root, ["--help"])[0].split("Commands:")[1], re.M)
+    rows = [("release: tinyr1 --version", f"tinyr1, version {__version__}", in_root(root, ["--version"])[0].strip()),
+            ("release: tinyr1 --help lists", " ".join(sorted(COMMANDS)), " ".join(sorted(listed)))]
     for q in QUESTIONS:
         pi, _ = in_root(root, ["run", RELEASE + "/model.msgpack", "--prompt", q])
         host, _ = on_host(["run", model, "--prompt", q])

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 
-from compiler.export.isolated import death, open_runner
+from export.isolated import death, open_runner
 from runtime.bench import ONE_THREAD, QUESTIONS, cpu_name
 
 PEERS = ("llama.cpp", "onnxruntime", "litert")
@@ -26,7 +26,7 @@ CHILD = r"""
 import json, sys, time
 engine, path, jobs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 t0 = time.perf_counter()
-from compiler.bench import engine_build, open_engine
+from export.bench import engine_build, open_engine
 prefill, step, speculative = open_engine(engine, path)
 load_s = time.perf_counter() - t0
 build = engine_build(engine)
@@ -106,7 +106,7 @@ def _speculative(model, ids, n_gen):
 
 def export_for(engine, model_path, workdir, seq_len):
     """The file each engine reads, exported into workdir."""
-    from compiler.export import exporter
+    from export import exporter
     if engine.startswith("tinyr1"):
         return model_path
     fmt, weights, name = {"llama.cpp": ("gguf", "int8", "model.gguf"), "onnxruntime": ("onnx", "float32", "onnx"),

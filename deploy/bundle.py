@@ -19,7 +19,7 @@ import time
 import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RUNTIME = os.path.join(os.path.dirname(os.path.dirname(HERE)), "runtime")
+RUNTIME = os.path.join(os.path.dirname(HERE), "runtime")
 LAUNCHER = """#!/bin/sh
 # Run tinyr1 from this release with the system's Python (Debian packages only).
 HERE=$(cd "$(dirname "$0")" && pwd)

@@ -29,8 +29,8 @@ def flash(config, model, target, inventory, rollback, restart, check, ssh_option
     target waits for the first. A unit file that install.sh put in /etc/systemd/system is updated.
     Where the ssh user cannot write /opt/tinyr1 (an SD card flashed as root), sudo -n is used.
     First install on a Pi: sudo /opt/tinyr1/current/install.sh"""
-    from compiler.deploy.flash import flash as do_flash, flash_fleet, rollback as do_rollback
-    from compiler.deploy.targets import parse_target
+    from deploy.flash import flash as do_flash, flash_fleet, rollback as do_rollback
+    from deploy.targets import parse_target
     if (target is None) == (inventory is None):
         raise click.UsageError("give exactly one of --target or --inventory")
     try:

@@ -15,14 +15,14 @@ import os
 
 import numpy as np
 
-from compiler.export.common import ExportError, load_compiled, node_inputs
+from export.common import ExportError, load_compiled, node_inputs
 from runtime.model import ContextOverflowError
 
 try:                                        # optional dependency: `tinyr1 export onnx` says what to install
     import onnx
     from onnx import TensorProto, helper
 
-    from compiler.export import onnx_ops as ops
+    from export import onnx_ops as ops
 except ImportError:
     onnx = None
 

@@ -42,7 +42,7 @@ ENGINES = ("llama.cpp", "onnxruntime", "litert", "tflite-runtime")
 CRASH_ENV = "TINYR1_CRASH_PEER"
 MAX_HEADER = 1 << 20                   # bytes of JSON in one frame
 MAX_ARRAY = 1 << 31                    # bytes of one .npy blob
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def crash_if_asked(engine):
@@ -58,13 +58,13 @@ def open_runner(engine, *args, **kwargs):
     """The engine's runner object, in this process (the child's side of Peer; bench's child too)."""
     crash_if_asked(engine)
     if engine == "llama.cpp":
-        from compiler.export.gguf_export import LlamaRunner
+        from export.gguf_export import LlamaRunner
         return LlamaRunner(*args, **kwargs)
     if engine == "onnxruntime":
-        from compiler.export.onnx_export import OrtRunner
+        from export.onnx_export import OrtRunner
         return OrtRunner(*args, **kwargs)
     if engine in ("litert", "tflite-runtime"):
-        from compiler.export.tflite_export import LiteRtRunner
+        from export.tflite_export import LiteRtRunner
         package = "tflite_runtime" if engine == "tflite-runtime" else "ai_edge_litert"
         return LiteRtRunner(*args, package=package, **kwargs)
     raise ValueError(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}")
@@ -154,7 +154,7 @@ class Peer:
         self._stderr = tempfile.TemporaryFile()
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
         python = [python] if isinstance(python, str) else list(python or [sys.executable])
-        self._proc = subprocess.Popen(python + ["-m", "compiler.export.isolated"],
+        self._proc = subprocess.Popen(python + ["-m", "export.isolated"],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
                                       env=env, cwd=ROOT)
         self._request({"op": "open", "engine": engine, "args": list(args), "kwargs": kwargs})

@@ -1,0 +1,16 @@
+"""`tinyr1` on the host: the runtime's commands plus those of the stages that stay on the host. Each stage
+owns its commands: trainer/cli.py (train, eval, ask, bench-train), compiler/cli.py (compile), export/cli.py
+(export, and bench with --peers, which replaces the runtime's bench here), deploy/cli.py (flash)."""
+from compiler.cli import compile_cmd
+from deploy.cli import flash
+from export.cli import bench, export_cmd
+from runtime.cli import COMMANDS, group
+from trainer.cli import ask, bench_train, eval_cmd, train
+
+HOST = {c.name: c for c in (train, eval_cmd, ask, bench_train, compile_cmd, export_cmd, bench, flash)}
+
+main = group({**COMMANDS, **HOST}, "tinyr1: a tiny DeepSeek-R1-style reasoning model, trained in numpy, for a "
+                                   "Raspberry Pi kiosk.")
+
+if __name__ == "__main__":
+    main()
