@@ -6,19 +6,16 @@ Steps: load -> refuse NaN/inf weights -> trace (compiler/trace.py) -> lower + ab
 import os
 import subprocess
 
+from compiler.errors import CompileError
 from compiler.ir import Graph
 from compiler.pack import pack, tensor_entry
 from compiler.passes import lower
 from compiler.quantize import error_report, quantizable, quantize
 from compiler.trace import trace
-from runtime.errors import CheckpointError, TinyR1Error
+from runtime.errors import CheckpointError
 
 GENERATION_DEFAULTS = {"max_new_tokens": 200, "temperature": 0.0, "top_k": None, "top_p": None,
                        "stop": ["</answer>", "<eos>"]}
-
-
-class CompileError(TinyR1Error, ValueError):
-    """The source cannot be compiled (bad graph, unsupported config)."""
 
 
 def load_source(src):

@@ -9,8 +9,8 @@ import time
 import yaml
 
 from deploy.bundle import build, tar_bytes
+from deploy.errors import FlashError
 from deploy.scripts import ELEVATE, FLASH, RESTART, ROLLBACK
-from deploy.targets import FlashError
 
 STALL_ENV = "TINYR1_FLASH_STALL_AFTER_BYTES"       # tests: freeze mid-transfer so they can kill -9 the flash
 

@@ -9,12 +9,8 @@ import subprocess
 from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
-from runtime.errors import ConfigError, TinyR1Error
-
-
-class FlashError(TinyR1Error, RuntimeError):
-    """Copying, verifying or switching a release on a target failed; the message names the target, the step,
-    the path and the cause, and says which release is current."""
+from deploy.errors import FlashError
+from runtime.errors import ConfigError
 
 
 @dataclass

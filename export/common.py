@@ -11,13 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtime.errors import TinyR1Error
+from export.errors import ExportError
 from runtime.loader import read_document
 from runtime.model import dequantize
-
-
-class ExportError(TinyR1Error, ValueError):
-    """The model cannot be written in the requested format (unsupported option or shape)."""
 
 
 @dataclass

@@ -33,8 +33,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from export.common import ExportError, load_compiled
-from runtime.model import ContextOverflowError
+from export.common import load_compiled
+from export.errors import ExportError
+from runtime.errors import ContextOverflowError
 
 try:                                     # optional dependency: `tinyr1 export gguf` says what to install
     import gguf

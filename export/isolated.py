@@ -35,8 +35,8 @@ import sys
 import tempfile
 
 import numpy as np
+from export.errors import PeerError
 
-from runtime.errors import PeerError
 
 ENGINES = ("llama.cpp", "onnxruntime", "litert", "tflite-runtime")
 CRASH_ENV = "TINYR1_CRASH_PEER"

@@ -15,8 +15,9 @@ import os
 
 import numpy as np
 
-from export.common import ExportError, load_compiled, node_inputs
-from runtime.model import ContextOverflowError
+from export.common import load_compiled, node_inputs
+from export.errors import ExportError
+from runtime.errors import ContextOverflowError
 
 try:                                        # optional dependency: `tinyr1 export onnx` says what to install
     import onnx

@@ -19,8 +19,9 @@ import os
 import numpy as np
 
 from export import tflite_ops as ops
-from export.common import ExportError, load_compiled, node_inputs
-from runtime.model import ContextOverflowError
+from export.common import load_compiled, node_inputs
+from export.errors import ExportError
+from runtime.errors import ContextOverflowError
 
 WEIGHTS = ("float32",)
 PAD_ID = 0              # what fills the rows after a short prompt; any valid id gives the same prompt logits

@@ -14,7 +14,7 @@ Weights are re-laid out in numpy once, as runtime/mla.py and runtime/moe.py prep
 """
 import numpy as np
 
-from export.common import ExportError
+from export.errors import ExportError
 from runtime.mla import absorbed_projections, rope_angles
 
 NEG = -1e30     # a finite "minus infinity": exp(NEG - max) is 0.0 in float32, and NEG + 1.0 == NEG

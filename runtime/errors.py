@@ -37,6 +37,5 @@ class GenerationError(TinyR1Error, ValueError):
     """Generation options that do not fit the model (e.g. speculative decoding without an MTP head)."""
 
 
-class PeerError(TinyR1Error, RuntimeError):
-    """An independent runtime (llama.cpp, onnxruntime, LiteRT) died or failed in its child process; the
-    message names the engine and the signal ("llama.cpp died with SIGILL")."""
+class ContextOverflowError(TinyR1Error, ValueError):
+    """The prompt does not fit in the model's context window."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from runtime.errors import GenerationError
+from runtime.errors import ContextOverflowError
 
 
 @dataclass
@@ -144,7 +145,6 @@ def generate(model, prompt, *, max_new_tokens=None, temperature=0.0, top_k=None,
     speculative: draft with the MTP head (greedy decoding and a model with one); same text, see above.
     `stats`, if a dict, receives prefill_seconds (to the first token), decode_seconds, tokens, stop,
     prompt_tokens, and drafted/accepted for speculative decoding."""
-    from runtime.model import ContextOverflowError
     check_options(temperature, top_k, top_p, seed, max_new_tokens, model.tokenizer.vocab_size)
     check_prompt(prompt)
     ids = model.encode_prompt(prompt)

@@ -11,14 +11,10 @@ the generation loops live in runtime/generate.py.
 import numpy as np
 
 from runtime import generate as gen
-from runtime.errors import ModelFormatError, TinyR1Error
+from runtime.errors import ContextOverflowError, ModelFormatError
 from runtime.loader import read_document
 from runtime.mla import MLAttention
 from runtime.ops import OPS, Ctx
-
-
-class ContextOverflowError(TinyR1Error, ValueError):
-    """The prompt does not fit in the model's context window."""
 
 
 def dequantize(arrays, quant):

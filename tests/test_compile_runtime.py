@@ -7,10 +7,11 @@ from compiler.compile import compile_model
 from compiler.quantize import quantize
 from compiler.trace import trace
 from conftest import random_params, small_student
-from tinyr1.cli import main
+from runtime.errors import ContextOverflowError
 from runtime.loader import parse_document
-from runtime.model import ContextOverflowError, Model
+from runtime.model import Model
 from runtime.tokenizer import Tokenizer
+from tinyr1.cli import main
 from trainer.model import logits as trainer_logits
 
 CONFIGS = {"plain q, dense first": {}, "q_lora, 2 of 4 groups, no norm_topk": dict(q_lora_rank=12, n_group=2, topk_group=1,

@@ -8,12 +8,14 @@ import pytest
 
 gguf = pytest.importorskip("gguf")
 
-from export.common import ExportError, load_compiled  # noqa: E402
+from conftest import STUDENT, compiled_case, need_peer  # noqa: E402
+from export.common import load_compiled  # noqa: E402
+from export.errors import ExportError  # noqa: E402
 from export.gguf_emulate import forward  # noqa: E402
 from export.gguf_export import export, model_layout, q8_0_sources  # noqa: E402
 from export.isolated import Peer  # noqa: E402
-from conftest import STUDENT, compiled_case, need_peer  # noqa: E402
-from runtime.model import ContextOverflowError, load  # noqa: E402
+from runtime.errors import ContextOverflowError  # noqa: E402
+from runtime.model import load  # noqa: E402
 
 TOL = 1e-4              # F32 logits, llama.cpp vs our runtime on the same (dequantized) weights
 T, PROMPT = 12, 5       # tokens per random sequence; the decode check prefills PROMPT then steps

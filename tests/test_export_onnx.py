@@ -8,11 +8,13 @@ import pytest
 
 onnx = pytest.importorskip("onnx")
 
-from export.common import ExportError, load_compiled  # noqa: E402
+from conftest import STUDENT, compiled_case, need_peer  # noqa: E402
+from export.common import load_compiled  # noqa: E402
+from export.errors import ExportError  # noqa: E402
 from export.isolated import Peer  # noqa: E402
 from export.onnx_export import export  # noqa: E402
-from conftest import STUDENT, compiled_case, need_peer  # noqa: E402
-from runtime.model import ContextOverflowError, load  # noqa: E402
+from runtime.errors import ContextOverflowError  # noqa: E402
+from runtime.model import load  # noqa: E402
 
 TOL = 1e-4              # logits, ORT vs our runtime on the same (dequantized) weights
 CACHE_TOL = 1e-5        # latent cache rows, O(1) values after RMSNorm / RoPE

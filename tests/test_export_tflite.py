@@ -9,11 +9,13 @@ import pytest
 
 schema = pytest.importorskip("ai_edge_litert.schema_py_generated")     # the flatbuffer schema (pure Python)
 
-from export.common import ExportError, load_compiled  # noqa: E402
+from conftest import ROOT, STUDENT, compiled_case, need_peer  # noqa: E402
+from export.common import load_compiled  # noqa: E402
+from export.errors import ExportError  # noqa: E402
 from export.isolated import Peer  # noqa: E402
 from export.tflite_export import export  # noqa: E402
-from conftest import ROOT, STUDENT, compiled_case, need_peer  # noqa: E402
-from runtime.model import ContextOverflowError, load  # noqa: E402
+from runtime.errors import ContextOverflowError  # noqa: E402
+from runtime.model import load  # noqa: E402
 
 TOL = 1e-4              # logits, LiteRT vs our runtime on the same (dequantized) weights
 PROMPT = 13             # a prompt shorter than seq_len, padded at the end

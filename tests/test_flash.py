@@ -11,14 +11,15 @@ import sys
 import pytest
 from click.testing import CliRunner
 
+from conftest import ROOT
 from deploy.bundle import build, tar_bytes
+from deploy.errors import FlashError
 from deploy.flash import STALL_ENV
 from deploy.scripts import FLASH
-from deploy.targets import FlashError, Target, parse_target
-from conftest import ROOT
-from tinyr1.cli import main
+from deploy.targets import Target, parse_target
 from runtime.errors import ConfigError
 from runtime.kiosk.config import check_model, load_config
+from tinyr1.cli import main
 
 OLED = os.path.join(ROOT, "firmware_configs", "pi5-ssd1306.yaml")
 LCD = os.path.join(ROOT, "firmware_configs", "pizero2w-lcd1602.yaml")

@@ -17,12 +17,13 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from deploy.bundle import build, tar_bytes
-from deploy.flash import put, rollback
-from deploy.targets import FlashError, Target
 from conftest import ROOT
-from tinyr1.cli import main
+from deploy.bundle import build, tar_bytes
+from deploy.errors import FlashError
+from deploy.flash import put, rollback
+from deploy.targets import Target
 from runtime.kiosk.config import load_config
+from tinyr1.cli import main
 
 CONFIGS = [os.path.join(ROOT, "firmware_configs", f) for f in ("pi5-ssd1306.yaml", "pizero2w-lcd1602.yaml",
                                                                  "pi4-sh1106.yaml")]

@@ -9,10 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from export.isolated import CRASH_ENV, Peer, read_frame, write_frame
 from conftest import ROOT, need_peer
-from runtime.errors import PeerError
-from runtime.model import ContextOverflowError
+from export.errors import PeerError
+from export.isolated import CRASH_ENV, Peer, read_frame, write_frame
+from runtime.errors import ContextOverflowError
 
 
 def test_frames_carry_arrays_and_nested_values():

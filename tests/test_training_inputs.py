@@ -11,11 +11,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from compiler.compile import compile_model, load_source
+from compiler.errors import CompileError
 from conftest import small_student
-from compiler.compile import CompileError, compile_model, load_source
-from tinyr1.cli import main
 from runtime.errors import CheckpointError, ConfigError, DatasetError
 from runtime.tokenizer import Tokenizer
+from tinyr1.cli import main
 from trainer import checkpoint
 from trainer import sft as S
 from trainer.config import MODEL_RANGES, ModelConfig

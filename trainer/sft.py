@@ -10,10 +10,11 @@ import time
 
 import numpy as np
 
-from runtime.errors import ConfigError, TinyR1Error
+from runtime.errors import ConfigError
 from runtime.tokenizer import Tokenizer
 from trainer import checkpoint
 from trainer.data import Mixture
+from trainer.errors import DivergenceError
 from trainer.model import BUFFER_SUFFIX, count_params, init_params, logits, loss_and_grads
 from trainer.optim import AdamW, clip_grads, lr_at
 
@@ -27,11 +28,6 @@ def update_balance_bias(params, loads, gamma):
     assert len(loads) <= len(names), (names, len(loads))
     for name, load in zip(names, loads):
         params[name] += (gamma * np.sign(load.mean() - load)).astype(params[name].dtype)
-
-
-class DivergenceError(TinyR1Error, FloatingPointError):
-    """A training run whose loss, gradient norm or weights became NaN or inf. The run stops before it
-    can write a checkpoint; the message names the step, the run directory and the last good checkpoint."""
 
 
 def stop_if_diverged(step, values, params, run_dir, section, lr):
