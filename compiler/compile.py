@@ -1,7 +1,8 @@
 """SRC (trainer checkpoint or HF DeepseekV3 directory) -> one msgpack model file.
 
 Steps: load -> refuse NaN/inf weights -> trace (compiler/trace.py) -> lower + absorb MLA
-(compiler/passes.py) -> lint -> quantize (compiler/quantize.py) -> pack (compiler/pack.py) -> atomic write.
+(compiler/passes.py) -> lint (the graph contract's check, runtime/opset.py) -> quantize (compiler/quantize.py)
+-> pack (compiler/pack.py) -> the state bound the loader applies to the packed size -> atomic write.
 """
 import os
 import subprocess
@@ -13,6 +14,7 @@ from compiler.passes import lower
 from compiler.quantize import error_report, quantizable, quantize
 from compiler.trace import trace
 from runtime.errors import CheckpointError
+from runtime.opset import state_problem
 
 GENERATION_DEFAULTS = {"max_new_tokens": 200, "temperature": 0.0, "top_k": None, "top_p": None,
                        "stop": ["</answer>", "<eos>"]}
@@ -72,7 +74,11 @@ def compile_model(params, cfg, tok, quant="int8", group_size=32, scheme="q8_grou
     prov.update(compiler_commit=git_commit(), quant=quant, scheme=scheme if quant == "int8" else "none",
                 group_size=group_size if quant == "int8" and scheme == "q8_group" else None,
                 quantization_report=report)
-    data = pack(cfg.to_dict(), tok.to_dict(), dict(GENERATION_DEFAULTS), graph.to_dict(), entries, prov)
+    graph_dict = graph.to_dict()
+    data = pack(cfg.to_dict(), tok.to_dict(), dict(GENERATION_DEFAULTS), graph_dict, entries, prov)
+    too_big = state_problem(graph_dict, len(data))               # the loader's bound, on the file's real size
+    if too_big:
+        raise CompileError(f"graph: {too_big}; lower max_position_embeddings in the model config")
     return data, graph, report
 
 

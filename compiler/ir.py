@@ -1,25 +1,38 @@
 """The compiler's graph IR: a flat list of coarse nodes over named values.
 
-Opset 1 (runtime/format.py OPSET), one line each; `%name` is a value, attrs name tensors:
-  embedding(tokens)      -> x      weight: (V, d) table
-  rmsnorm(x)             -> y      weight: (d,), eps
-  mla_attention(x)       -> y      layer; absorbed MLA weights (compiler/passes.py); reads and appends
-                                   the layer's latent cache (c_kv, k_pe) at the current position
-  swiglu_mlp(x)          -> y      w_gate, w_up (F, d), w_down (d, F)
-  moe(x)                 -> y      w_router (E, d), w_bias (E,), experts, shared expert, routing attrs
-  add(a, b)              -> y      residual connection
-  linear(x)              -> y      weight: (out, in); y = x @ weight^T
-  lm_head(x)             -> logits weight: (V, d)
-The graph's input is `tokens` (T,) int; its output `logits`. A model with an MTP module also has
-`graph.mtp`, the draft head: a Graph whose inputs are a main-graph value (the last hidden state,
-before the final norm) and `next_tokens` (T,), and whose output is `draft_logits`. Before lowering,
-traced graphs hold one more op, `mtp_projection(e, h)` = eh_proj([e ; h]), which compiler/passes.py
-splits into two `linear` and an `add`.
+The ops, their inputs and attributes (and which attributes name tensors) are the graph contract,
+runtime/opset.py, whose docstring lists the opset; `lint` runs its check_graph, the check the runtime's
+loader runs on every file, and says how to fix each problem. `%name` is a value. The graph's input is
+`tokens` (T,) int; its output `logits`. A model with an MTP module also has `graph.mtp`, the draft head:
+a Graph whose inputs are a main-graph value (the last hidden state, before the final norm) and
+`next_tokens` (T,), and whose output is `draft_logits`.
+
+Before lowering, traced graphs hold one more op (TRACE_ONLY_OPS), `mtp_projection(e, h)` = eh_proj([e ; h]),
+which compiler/passes.py splits into two `linear` and an `add`; and their mla_attention and moe nodes carry
+a `prefix` (where their weights live) instead of their tensors and hyperparameters until passes lower them.
 """
 from dataclasses import dataclass, field
 
-from runtime import format as F
-from runtime.inspect import graph_text
+from runtime import opset
+from runtime.describe import graph_text
+
+TRACE_ONLY_OPS = ("mtp_projection",)
+
+# how to fix each kind of problem (runtime/opset.py KINDS) in the compiler
+FIXES = {
+    "structure": "a pass or Graph.to_dict built a malformed graph",
+    "op": "lower it to ops of the opset in compiler/passes.py, or add it to runtime/opset.py and every backend",
+    "input": "reorder the nodes, or give the node the inputs its op takes",
+    "output": "give the output a fresh name",
+    "attribute": "compiler/passes.py must consume it (as it pops `prefix`), or runtime/opset.py must list it",
+    "missing attribute": "the pass that lowers this op (compiler/passes.py) must set it",
+    "tensor": "a pass removed the tensor from the table or forgot to add it",
+    "range": "the model config that sets it is out of range: fix the config (or the pass that copies it)",
+    "optional": "compiler/passes.py must set exactly one of the op's sets of optional tensors",
+    "shape": "the attributes and the tensor disagree: fix the config or the pass that builds the tensor",
+    "mtp inputs": "compiler/trace.py must give the draft head the main graph's last hidden state and next_tokens",
+    "graph outputs": "compiler/trace.py must name the last node's output as the graph output",
+}
 
 
 @dataclass
@@ -38,41 +51,14 @@ class Graph:
     mtp: "Graph" = None
 
     def lint(self, tensors):
-        """Problems that would make the runtime reject this graph, each saying how to fix it."""
-        problems = self._lint_nodes(tensors, set(self.inputs), "")
-        if self.mtp is not None:
-            main_values = {o for n in self.nodes for o in n.outputs}
-            if not self.mtp.inputs or self.mtp.inputs[0] not in main_values:
-                problems.append(f"mtp: its first input {self.mtp.inputs[:1]} must name a main-graph value")
-            problems += self.mtp._lint_nodes(tensors, main_values | set(self.mtp.inputs), "mtp ")
-        used = {v for g in (self, self.mtp) if g for n in g.nodes for k, v in n.attrs.items()
-                if k.startswith("w_") or k == "weight"}
+        """Problems that would make the runtime reject this graph (runtime/opset.py check_graph, the loader's
+        own check) and tensors that no node uses, each saying how to fix it. tensors: {name: array}."""
+        shapes = {name: tuple(w.shape) for name, w in tensors.items()}
+        problems = [f"{p}; {FIXES[p.kind]}" for p in opset.check_graph(self.to_dict(), shapes)]
+        used = {name for g in (self, self.mtp) if g for n in g.nodes if n.op in opset.OPS
+                for name in opset.tensor_attrs(n.op, n.attrs).values()}
         for name in sorted(set(tensors) - used):
             problems.append(f"tensor {name!r} is not used by any node; drop it from the tensor table")
-        return problems
-
-    def _lint_nodes(self, tensors, defined, label):
-        problems = []
-        defined = set(defined)
-        for i, n in enumerate(self.nodes):
-            where = f"{label}node {i} ({n.op} -> {', '.join(n.outputs)})"
-            if n.op not in F.OPSET:
-                problems.append(f"{where}: op {n.op!r} is not in opset {F.OPSET_VERSION} ({', '.join(F.OPSET)}); "
-                                f"add it to runtime/format.py OPSET and runtime/ops.py, or lower it to existing ops")
-            for x in n.inputs:
-                if x not in defined:
-                    problems.append(f"{where}: input %{x} is used before any node defines it; reorder the nodes")
-            for k, v in n.attrs.items():
-                if (k.startswith("w_") or k == "weight") and v not in tensors:
-                    problems.append(f"{where}: attribute {k} names tensor {v!r}, missing from the tensor table; "
-                                    f"a pass removed it or forgot to add it")
-            for o in n.outputs:
-                if o in defined:
-                    problems.append(f"{where}: %{o} is defined twice; give the output a fresh name")
-            defined.update(n.outputs)
-        for o in self.outputs:
-            if o not in defined:
-                problems.append(f"{label}graph output %{o} is never defined")
         return problems
 
     def dump(self):

@@ -1,10 +1,10 @@
-"""Write the msgpack model file (runtime/format.py constants; docs/FORMAT.md specification)."""
+"""Write the msgpack model file (runtime/fileformat.py constants; docs/FORMAT.md specification)."""
 import hashlib
 
 import msgpack
 import numpy as np
 
-from runtime import format as F
+from runtime import fileformat
 
 
 def tensor_entry(name, w, quant=None):
@@ -26,6 +26,7 @@ def pack(config, tokenizer, generation, graph, entries, provenance):
     body = {"config": config, "tokenizer": tokenizer, "generation": generation, "graph": graph,
             "tensors": entries, "provenance": provenance}
     payload = msgpack.packb(body, use_bin_type=True)
-    outer = {"magic": F.MAGIC, "format_version": F.FORMAT_VERSION, "opset_version": F.OPSET_VERSION,
+    outer = {"magic": fileformat.MAGIC, "format_version": fileformat.FORMAT_VERSION,
+             "opset_version": fileformat.OPSET_VERSION,
              "sha256": hashlib.sha256(payload).digest(), "payload": payload}
     return msgpack.packb(outer, use_bin_type=True)

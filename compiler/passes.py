@@ -1,12 +1,14 @@
 """Graph passes: lower traced nodes to explicit weights, absorb MLA for decoding, drop the rest.
 
-After `lower(graph, params, cfg)` every node names its tensors in `w_*` attributes and the tensor
-table holds exactly what the runtime needs (kv_b_proj is gone; it lives on as the absorbed w_uk and
-w_uv). The MTP draft head's `mtp_projection` becomes two `linear` nodes and an `add`.
+After `lower(graph, params, cfg)` every node names its tensors in the attributes the graph contract
+(runtime/opset.py) says name tensors, and the tensor table holds exactly what the runtime needs (kv_b_proj
+is gone; it lives on as the absorbed w_uk and w_uv). The MTP draft head's `mtp_projection` becomes two
+`linear` nodes and an `add`.
 """
 import numpy as np
 
 from compiler.ir import Node
+from runtime.opset import tensor_attrs
 
 
 def absorb_mla(node, params, cfg, tensors):
@@ -72,9 +74,9 @@ def lower_nodes(nodes, params, cfg, tensors):
         elif node.op == "mtp_projection":
             out += split_mtp_projection(node, params, tensors)
             continue
-        for k, v in node.attrs.items():
-            if (k == "weight" or k.startswith("w_")) and v not in tensors:
-                tensors[v] = params[v]
+        for name in tensor_attrs(node.op, node.attrs).values():
+            if name not in tensors:
+                tensors[name] = params[name]
         out.append(node)
     return out
 

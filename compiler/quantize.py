@@ -1,11 +1,12 @@
 """Symmetric int8 quantization: group-wise along the input dimension (llama.cpp Q8_0) or per output row.
 
 scale = max|w| / 127 over the group, stored as float16; q = round_half_away(w / scale).
-Norms, the router, the correction bias and anything 1-D stay float32.
+Which tensors may be int8 is the graph contract's (runtime/opset.py, Tensor.int8): every matrix a node
+names except norms, the router and the correction bias, which stay float32.
 """
 import numpy as np
 
-KEEP_FLOAT = ("w_router", "w_bias", "w_kv_a_norm", "w_q_a_norm")   # plus every rmsnorm weight
+from runtime.opset import OPS, tensor_attrs
 
 
 def quantize(w, scheme="q8_group", group_size=32):
@@ -27,14 +28,11 @@ def quantize(w, scheme="q8_group", group_size=32):
 
 
 def quantizable(graph):
-    """Tensor names that get int8: every matrix a node names, except routers, biases and norms."""
+    """Tensor names that get int8: those the contract lets be int8 (not routers, biases and norms)."""
     names = set()
     for n in graph.nodes + (graph.mtp.nodes if graph.mtp is not None else []):
-        if n.op == "rmsnorm":
-            continue
-        for k, v in n.attrs.items():
-            if (k == "weight" or k.startswith("w_")) and k not in KEEP_FLOAT:
-                names.add(v)
+        rules = OPS[n.op].attrs
+        names.update(name for k, name in tensor_attrs(n.op, n.attrs).items() if rules[k].int8)
     return names
 
 

@@ -11,7 +11,8 @@ import contextlib
 import numpy as np
 
 import trainer.model as tm
-from compiler.ir import Graph, Node
+from compiler.ir import TRACE_ONLY_OPS, Graph, Node
+from runtime import opset
 
 
 class Value(np.ndarray):
@@ -52,6 +53,10 @@ class Recorder:
         return f"{op}{n}"
 
     def emit(self, op, inputs, out, **attrs):
+        if op not in opset.OPS and op not in TRACE_ONLY_OPS:
+            raise AssertionError(f"trace emitted op {op!r}: neither in the opset (runtime/opset.py: "
+                                 f"{', '.join(opset.OPS)}) nor one that compiler/passes.py lowers "
+                                 f"({', '.join(TRACE_ONLY_OPS)})")
         name = self.fresh(op)
         self.nodes.append(Node(op, list(inputs), [name], attrs))
         v = np.asarray(out).view(Value)

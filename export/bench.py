@@ -10,52 +10,59 @@ same work. Peak RSS is the process's. LiteRT runs a fixed-length prefill graph o
 Rounds alternate engines; each engine's best round is reported. A peer that crashes (llama.cpp built for
 another CPU dies with SIGILL) is reported as such in its row, and the other engines are still measured.
 The result names the CPU and the llama.cpp build it raced (llama.cpp's own system-info line).
+
+The fresh process is `python -m export.bench --child ENGINE PATH JOBS` (`child` below). This module imports
+only the standard library and runtime/bench.py at the top, so numpy, the engine and the model are imported
+after the child's clock starts, as they are in a real program's first seconds.
+
+One of three benchmarks, one per stage (runtime/bench.py says why): this one needs the exporters and the
+peers, so it lives with them on the host.
 """
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import time
 
-from export.isolated import death, open_runner
-from runtime.bench import ONE_THREAD, QUESTIONS, cpu_name
+import runtime
+from export import exporter
+from runtime.bench import ONE_THREAD, QUESTIONS, cpu_name, peak_rss_mb
 
 PEERS = ("llama.cpp", "onnxruntime", "litert")
 
-CHILD = r"""
-import json, sys, time
-engine, path, jobs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-t0 = time.perf_counter()
-from export.bench import engine_build, open_engine
-prefill, step, speculative = open_engine(engine, path)
-load_s = time.perf_counter() - t0
-build = engine_build(engine)
-import numpy as np
-rows = []
-for ids, n_gen in jobs:
-    t = time.perf_counter()
-    if speculative is not None:                   # our runtime with the MTP draft head: its own loop
-        first, decode_s, n = speculative(ids, n_gen)
-        rows.append({"prompt": len(ids), "first_s": first, "decode_s": decode_s, "decoded": n})
-        continue
-    tok = int(np.argmax(prefill(ids)))
-    first = time.perf_counter() - t
-    t = time.perf_counter()
-    n = 0
-    if step is not None:
-        for _ in range(n_gen - 1):
-            tok = int(np.argmax(step(tok)))
-            n += 1
-    rows.append({"prompt": len(ids), "first_s": first, "decode_s": time.perf_counter() - t, "decoded": n})
-from runtime.bench import peak_rss_mb
-print(json.dumps({"load_s": load_s, "rows": rows, "peak_rss_mb": peak_rss_mb(), "build": build}))
-"""
+
+def child(engine, path, jobs):
+    """One measurement, in the fresh process: open the engine (load time), then per job prefill the prompt
+    (first token = prefill + argmax) and decode n_gen - 1 greedy tokens -> prints {load_s, rows, peak_rss_mb,
+    build} as JSON on the last line of stdout."""
+    t0 = time.perf_counter()
+    prefill, step, speculative = open_engine(engine, path)
+    load_s = time.perf_counter() - t0
+    build = engine_build(engine)
+    import numpy as np                            # imported by open_engine already: no time left in it here
+    rows = []
+    for ids, n_gen in jobs:
+        t = time.perf_counter()
+        if speculative is not None:               # our runtime with the MTP draft head: its own loop
+            first, decode_s, n = speculative(ids, n_gen)
+            rows.append({"prompt": len(ids), "first_s": first, "decode_s": decode_s, "decoded": n})
+            continue
+        tok = int(np.argmax(prefill(ids)))
+        first = time.perf_counter() - t
+        t = time.perf_counter()
+        n = 0
+        if step is not None:
+            for _ in range(n_gen - 1):
+                tok = int(np.argmax(step(tok)))
+                n += 1
+        rows.append({"prompt": len(ids), "first_s": first, "decode_s": time.perf_counter() - t, "decoded": n})
+    print(json.dumps({"load_s": load_s, "rows": rows, "peak_rss_mb": peak_rss_mb(), "build": build}))
 
 
 def open_engine(engine, path):
     """-> (prefill(ids) -> last logits, step(token) -> logits or None, speculative or None)."""
     if engine in ("tinyr1", "tinyr1+mtp"):
-        import runtime
         m = runtime.load(path)
 
         def prefill(ids):
@@ -66,6 +73,7 @@ def open_engine(engine, path):
         return prefill, None, lambda ids, n_gen: _speculative(m, ids, n_gen)
     if engine not in PEERS:
         raise ValueError(f"unknown engine {engine!r}; engines: tinyr1, tinyr1+mtp, {', '.join(PEERS)}")
+    from export.isolated import open_runner        # here, not at the top: it imports numpy (see the docstring)
     r = open_runner(engine, path, threads=1)       # this is already a child process of the benchmark
     return r.prefill, getattr(r, "step", None), None
 
@@ -88,8 +96,7 @@ def engine_build(engine):
 
 def _speculative(model, ids, n_gen):
     """Greedy decoding with MTP drafts for exactly n_gen tokens -> (first-token s, decode s, tokens decoded)."""
-    import time
-    from runtime.generate import speculative_tokens
+    from runtime.generate import speculative_tokens      # imported after the child's clock starts (numpy)
     model.reset()
     counts = {"drafted": 0, "accepted": 0}
     t0 = time.perf_counter()
@@ -106,7 +113,6 @@ def _speculative(model, ids, n_gen):
 
 def export_for(engine, model_path, workdir, seq_len):
     """The file each engine reads, exported into workdir."""
-    from export import exporter
     if engine.startswith("tinyr1"):
         return model_path
     fmt, weights, name = {"llama.cpp": ("gguf", "int8", "model.gguf"), "onnxruntime": ("onnx", "float32", "onnx"),
@@ -119,7 +125,6 @@ def export_for(engine, model_path, workdir, seq_len):
 
 def jobs_for(model_path, questions):
     """[(prompt ids, tokens our runtime generates greedily)] for each question."""
-    import runtime
     m = runtime.load(model_path)
     jobs = []
     for q in questions:
@@ -132,8 +137,9 @@ def jobs_for(model_path, questions):
 
 def measure_once(engine, path, jobs):
     """One fresh process's figures, or {"error": "llama.cpp died with SIGILL", "stderr": ...}."""
+    from export.isolated import death
     env = dict(os.environ, **ONE_THREAD)
-    out = subprocess.run([sys.executable, "-c", CHILD, engine, path, json.dumps(jobs)], env=env,
+    out = subprocess.run([sys.executable, "-m", "export.bench", "--child", engine, path, json.dumps(jobs)], env=env,
                          capture_output=True, text=True, timeout=1800)
     if out.returncode:
         last = (out.stderr.strip().splitlines() or [""])[-1]
@@ -226,3 +232,10 @@ def table(result):
     lines += ["", f"CPU: {result['cpu']}"]
     lines += [f"{e}: {r['build']}" for e, r in result["engines"].items() if "build" in r and e != "tinyr1+mtp"]
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["--child"]:
+        sys.exit("usage: python -m export.bench --child ENGINE PATH JOBS (the benchmark's own child process; "
+                 "run the benchmark with `tinyr1 bench MODEL --peers ...`)")
+    child(sys.argv[2], sys.argv[3], json.loads(sys.argv[4]))

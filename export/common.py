@@ -5,7 +5,9 @@ its weights as float32 (dequantized exactly as the runtime does) and, for int8 e
 values with their float16 scales, so an exporter can carry our quantization over bit for bit.
 
 The exporters read the main graph only (`graph["nodes"]`, from `embedding` to the `lm_head` that
-produces `graph["outputs"][0]`); any other key of the graph (the MTP draft head) is ignored.
+produces `graph["outputs"][0]`); any other key of the graph (the MTP draft head) is ignored. Each exporter
+has one table of its lowerings, op -> how it is written, covering the graph contract's ops
+(runtime/opset.py; tests/test_opset.py checks it); `lowering` looks an op up and names what is missing.
 """
 from dataclasses import dataclass
 
@@ -50,6 +52,17 @@ def load_compiled(path):
         raise ExportError(f"{path}: the graph has no mla_attention node")
     return Compiled(path, body["config"], body["tokenizer_obj"], list(graph["nodes"]), graph["outputs"][0],
                     weights, int8, min(int(n["attrs"]["max_positions"]) for n in mla))
+
+
+def lowering(table, node, backend, path, absent=None):
+    """table[op] for a node; ExportError naming the op, the backend and the ops it lowers otherwise.
+    absent: {op: why this backend leaves it out}, for ops the contract has that cannot appear here."""
+    op = node["op"]
+    if op not in table:
+        why = f" ({absent[op]})" if absent and op in absent else ""
+        raise ExportError(f"{path}: node {node['outputs'][0]}: the {backend} exporter has no lowering for op "
+                          f"{op!r}{why}; it lowers: {', '.join(table)}")
+    return table[op]
 
 
 def node_inputs(compiled, node, env):

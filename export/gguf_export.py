@@ -25,7 +25,7 @@ GGUF stores (a row permutation or row slice keeps that), so our int8 values and 
 byte for byte and llama.cpp dequantizes exactly our weights. Everything else is F32 of the weights as our
 runtime dequantizes them; the report says why each one is F32.
 
-LlamaRunner runs the file with llama-cpp-python, one sequence with its KV cache kept between calls.
+llama_runner.py runs the file with llama-cpp-python, one sequence with its KV cache kept between calls.
 """
 import os
 from collections import Counter
@@ -33,9 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from export.common import load_compiled
+from export.common import load_compiled, lowering
 from export.errors import ExportError
-from runtime.errors import ContextOverflowError
 
 try:                                     # optional dependency: `tinyr1 export gguf` says what to install
     import gguf
@@ -44,6 +43,13 @@ except ImportError:
 
 WEIGHTS = ("int8", "float32")
 Q8_BLOCK = 32                            # Q8_0: 32 int8 values + one float16 scale per block
+
+# The lowering table: each op of the graph contract (runtime/opset.py) -> what it becomes in deepseek2, whose
+# graph is fixed (model_layout checks the nodes form it; plan writes the tensors named above)
+LOWERS = {"embedding": "token_embd", "rmsnorm": "attn_norm, ffn_norm, output_norm", "mla_attention": "attn_*",
+          "swiglu_mlp": "ffn_gate, ffn_up, ffn_down", "moe": "ffn_*_exps, ffn_*_shexp, ffn_gate_inp, exp_probs_b",
+          "add": "the residual stream", "lm_head": "output, or token_embd when tied"}
+ABSENT = {"linear": "deepseek2 has no free projection; only the MTP draft head uses one, and exports leave it out"}
 
 
 def export(model_path, out_path, weights="int8"):
@@ -89,6 +95,8 @@ def model_layout(compiled):
     """Check the main graph is the pre-norm decoder deepseek2 computes -> layout dict: per layer
     (attn_norm, mla, ffn_norm, ffn) nodes, the final norm and head, and the hyperparameters."""
     nodes, path = compiled.nodes, compiled.path
+    for node in nodes:
+        lowering(LOWERS, node, "gguf", path, ABSENT)
     kinds = [n["op"] for n in nodes]
     n_layers = (len(nodes) - 3) // 6
     ffn_kinds = [kinds[1 + 6 * i + 4] for i in range(n_layers)]
@@ -334,73 +342,3 @@ def q8_0_sources(compiled, weights="int8"):
     activations)."""
     tensors = plan(compiled, model_layout(compiled), weights == "int8")
     return {t.source for t in tensors if t.q8 is not None and t.source is not None}
-
-
-# ---------------------------------------------------------------- runner
-class LlamaRunner:
-    """A GGUF file under llama-cpp-python, one sequence whose KV cache is kept between calls.
-
-        r = LlamaRunner("model.gguf");  logits = r.prefill(ids);  logits = r.step(token);  r.reset();  r.close()
-
-    Feed token ids only: with tokenizer model "none" llama.cpp's tokenize/detokenize abort the process.
-    all_logits=True keeps every position's logits (for `logits(ids)`); decoding needs only the last."""
-
-    def __init__(self, path, threads=1, all_logits=False):
-        import llama_cpp
-        if gguf is None:
-            raise ExportError("LlamaRunner needs the gguf package: pip install gguf")
-        self.max_positions = int(gguf.GGUFReader(path).fields["deepseek2.context_length"].contents())
-        self.all_logits = all_logits
-        self.llm = llama_cpp.Llama(path, n_ctx=self.max_positions, n_threads=threads, n_threads_batch=threads,
-                                   logits_all=all_logits, type_k=0, type_v=0,   # GGML_TYPE_F32 KV cache
-                                   flash_attn=False, verbose=False)
-        self.V = self.llm.n_vocab()
-        self.pos = 0
-
-    def reset(self):
-        self.llm.reset()
-        self.pos = 0
-
-    def prefill(self, ids):
-        """Start a new sequence with ids (T,) -> logits of the last position (V,)."""
-        self.reset()
-        self._eval(ids)
-        return self._last()
-
-    def step(self, token):
-        """Append one token at the current position -> its logits (V,)."""
-        self._eval([token])
-        return self._last()
-
-    def logits(self, ids):
-        """A new sequence, every position's logits (T, V) from one batch evaluation (needs all_logits)."""
-        if not self.all_logits:
-            raise ValueError("LlamaRunner.logits needs all_logits=True")
-        self.reset()
-        self._eval(ids)
-        return np.array(self.llm.scores[:self.pos], np.float32)
-
-    def close(self):
-        if self.llm is not None:
-            self.llm.close()
-            self.llm = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def _eval(self, ids):
-        ids = [int(i) for i in np.asarray(ids).reshape(-1)]
-        if self.pos + len(ids) > self.max_positions:
-            raise ContextOverflowError(f"{self.pos + len(ids)} tokens exceed the context of {self.max_positions}")
-        bad = [i for i in ids if not 0 <= i < self.V]
-        if bad:
-            raise ValueError(f"token id {bad[0]} is outside the vocabulary (0..{self.V - 1})")
-        self.llm.eval(ids)                       # llama.cpp evaluates the tokens (llama_cpp.Llama.eval)
-        self.pos += len(ids)
-
-    def _last(self):
-        ptr = self.llm._ctx.get_logits_ith(-1)                                  # float* of V values
-        return np.ctypeslib.as_array(ptr, shape=(self.V,)).copy()

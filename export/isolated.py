@@ -8,7 +8,7 @@ through a child Python process, so a crash is one `PeerError` naming the engine 
         n = r.get("max_positions")      # an attribute's value
 
 Engines and the runner each one opens (the runners live beside their exporters):
-    llama.cpp       gguf_export.LlamaRunner(path, threads=1, all_logits=False)
+    llama.cpp       llama_runner.LlamaRunner(path, threads=1, all_logits=False)
     onnxruntime     onnx_export.OrtRunner(out_dir, threads=1)
     litert          tflite_export.LiteRtRunner(path, threads=1)                      # ai-edge-litert
     tflite-runtime  tflite_export.LiteRtRunner(path, threads=1, package="tflite_runtime")
@@ -58,7 +58,7 @@ def open_runner(engine, *args, **kwargs):
     """The engine's runner object, in this process (the child's side of Peer; bench's child too)."""
     crash_if_asked(engine)
     if engine == "llama.cpp":
-        from export.gguf_export import LlamaRunner
+        from export.llama_runner import LlamaRunner
         return LlamaRunner(*args, **kwargs)
     if engine == "onnxruntime":
         from export.onnx_export import OrtRunner

@@ -7,15 +7,17 @@
 The caches are the runtime's latent cache: c_kv after its RMSNorm, k_pe after RoPE. The decode token's
 position is S, read from the shape of the past cache. With weights="int8" every tensor that is int8 in the
 model file stays int8 (blocked DequantizeLinear, opset 21, block_size = the group size); everything else,
-and every tensor with weights="float32", is a float32 initializer. The op functions live in onnx_ops.py.
+and every tensor with weights="float32", is a float32 initializer. LOWERINGS maps each op of the graph
+contract (runtime/opset.py) to its function in onnx_ops.py.
 
 OrtRunner runs the pair with onnxruntime, keeping the cache between calls (for benchmarks and parity tests).
 """
 import os
+from dataclasses import dataclass
 
 import numpy as np
 
-from export.common import load_compiled, node_inputs
+from export.common import load_compiled, lowering, node_inputs
 from export.errors import ExportError
 from runtime.errors import ContextOverflowError
 
@@ -115,33 +117,58 @@ def _head(compiled):
 
 def _walk(b, compiled, tokens, pos, mask, past):
     """Emit every node of the main graph in order -> (logits value, {layer: (c_kv, k_pe)})."""
-    env, caches = {"tokens": tokens}, {}
+    env, at = {"tokens": tokens}, _At(pos, mask, past, {})
     for node in compiled.nodes:
-        kind, a = node["op"], node["attrs"]
+        lower = lowering(LOWERINGS, node, "onnx", compiled.path)
         x = node_inputs(compiled, node, env)
         b.scope = node["outputs"][0]
-        if kind == "embedding":
-            y = b.rows(a["weight"], x[0], 1)                                         # (T, d)
-        elif kind == "rmsnorm":
-            y = ops.rmsnorm(b, x[0], a["weight"], float(a["eps"]))
-        elif kind == "add":
-            y = b.op("Add", x[0], x[1])
-        elif kind == "swiglu_mlp":
-            y = ops.swiglu(b, x[0], a["w_gate"], a["w_up"], a["w_down"])
-        elif kind == "moe":
-            y = ops.moe(b, x[0], node)
-        elif kind in ("lm_head", "linear"):                                          # x @ W^T
-            y = ops.linear(b, x[0], a["weight"])                                     # (T, V) or (T, out)
-        elif kind == "mla_attention":
-            i = a["layer"]
-            layer_past = (f"past_c_kv.{i}", f"past_k_pe.{i}") if past else None
-            y, c_kv, k_pe = ops.mla_attention(b, x[0], node, pos, mask, layer_past)
-            caches[i] = (c_kv, k_pe)
-        else:
-            raise ExportError(f"{compiled.path}: op {kind!r} has no ONNX lowering; the exporter knows "
-                              f"embedding, rmsnorm, add, linear, swiglu_mlp, moe, mla_attention, lm_head")
-        env[node["outputs"][0]] = y
-    return env[compiled.output], caches
+        env[node["outputs"][0]] = lower(b, node, x, at)
+    return env[compiled.output], at.caches
+
+
+@dataclass
+class _At:
+    """Where this graph's tokens sit: pos (T,) int64 positions, mask (T, T) causal or None (decode), past:
+    whether the caches come in as inputs; caches {layer: (c_kv, k_pe)} collects each layer's cache."""
+    pos: str
+    mask: str
+    past: bool
+    caches: dict
+
+
+def _mla_attention(b, node, x, at):
+    i = node["attrs"]["layer"]
+    layer_past = (f"past_c_kv.{i}", f"past_k_pe.{i}") if at.past else None
+    y, c_kv, k_pe = ops.mla_attention(b, x[0], node, at.pos, at.mask, layer_past)
+    at.caches[i] = (c_kv, k_pe)
+    return y
+
+
+def _swiglu(b, node, x, at):
+    a = node["attrs"]
+    return ops.swiglu(b, x[0], a["w_gate"], a["w_up"], a["w_down"])
+
+
+def _rmsnorm(b, node, x, at):
+    return ops.rmsnorm(b, x[0], node["attrs"]["weight"], float(node["attrs"]["eps"]))
+
+
+def _linear(b, node, x, at):
+    """x @ W^T: linear (T, out) and lm_head (T, V)."""
+    return ops.linear(b, x[0], node["attrs"]["weight"])
+
+
+# op -> fn(builder, node, input values, _At) -> its output value
+LOWERINGS = {
+    "embedding": lambda b, node, x, at: b.rows(node["attrs"]["weight"], x[0], 1),               # (T, d)
+    "rmsnorm": _rmsnorm,
+    "mla_attention": _mla_attention,
+    "swiglu_mlp": _swiglu,
+    "moe": lambda b, node, x, at: ops.moe(b, x[0], node),
+    "add": lambda b, node, x, at: b.op("Add", x[0], x[1]),
+    "linear": _linear,
+    "lm_head": _linear,
+}
 
 
 # ---------------------------------------------------------------- runner

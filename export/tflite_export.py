@@ -9,7 +9,8 @@ rows: attention is causal, so tokens after a position cannot change that positio
 
 Weights are float32 only. Our int8 models carry group-wise scales (q8_group), which TFLite's hybrid int8
 kernels cannot express (one scale per output channel), so an int8 model exports its dequantized float32
-weights, exactly the runtime's. Only builtin operators are used; tflite_ops.py holds one lowering per op.
+weights, exactly the runtime's. Only builtin operators are used; LOWERINGS maps each op of the graph
+contract (runtime/opset.py) to its function in tflite_ops.py.
 
 LiteRtRunner runs the file under ai-edge-litert or tflite-runtime (the same tf.lite API); tests and benchmarks
 call it in a child process (export/isolated.py), so a crash in LiteRT is one error.
@@ -19,9 +20,10 @@ import os
 import numpy as np
 
 from export import tflite_ops as ops
-from export.common import load_compiled, node_inputs
+from export.common import load_compiled, lowering, node_inputs
 from export.errors import ExportError
 from runtime.errors import ContextOverflowError
+from runtime.opset import tensor_attrs
 
 WEIGHTS = ("float32",)
 PAD_ID = 0              # what fills the rows after a short prompt; any valid id gives the same prompt logits
@@ -63,37 +65,48 @@ def export(model_path, out_path, weights="float32", seq_len=None):
 
 def _main_graph_tensors(compiled):
     """The tensors the main graph's nodes name (int8 ones among them are written dequantized)."""
-    return {v for n in compiled.nodes for k, v in n["attrs"].items() if k == "weight" or k.startswith("w_")}
+    return {name for n in compiled.nodes for name in tensor_attrs(n["op"], n["attrs"]).values()}
 
 
 def walk(b, compiled, tokens):
     """Emit every node of the main graph in order -> the logits Val (T, V)."""
     env = {"tokens": tokens}
     for node in compiled.nodes:
-        kind, a = node["op"], node["attrs"]
+        lower = lowering(LOWERINGS, node, "tflite", compiled.path)
         x = node_inputs(compiled, node, env)
         b.scope = node["outputs"][0]
-        if kind == "embedding":
-            y = b.gather(ops.weight(b, compiled, a["weight"]), x[0])                  # (T, d)
-        elif kind == "rmsnorm":
-            y = ops.rmsnorm(b, x[0], ops.weight(b, compiled, a["weight"]), float(a["eps"]))
-        elif kind == "add":
-            y = b.add(x[0], x[1])
-        elif kind == "swiglu_mlp":
-            y = ops.swiglu(b, compiled, x[0], a["w_gate"], a["w_up"], a["w_down"])
-        elif kind == "moe":
-            y = ops.moe(b, compiled, x[0], node)
-        elif kind in ("lm_head", "linear"):                                            # x @ W^T
-            y = ops.linear(b, x[0], ops.weight(b, compiled, a["weight"]))              # (T, V) or (T, out)
-        elif kind == "mla_attention":
-            y = ops.mla_attention(b, compiled, x[0], node)
-        else:
-            raise ExportError(f"{compiled.path}: op {kind!r} has no TFLite lowering; the exporter knows "
-                              f"embedding, rmsnorm, add, linear, swiglu_mlp, moe, mla_attention, lm_head")
-        env[node["outputs"][0]] = y
+        env[node["outputs"][0]] = lower(b, compiled, node, x)
     if compiled.output not in env:
         raise ExportError(f"{compiled.path}: no node produces the graph output {compiled.output!r}")
     return env[compiled.output]
+
+
+def _linear(b, compiled, node, x):
+    """x @ W^T: linear (T, out) and lm_head (T, V)."""
+    return ops.linear(b, x[0], ops.weight(b, compiled, node["attrs"]["weight"]))
+
+
+def _rmsnorm(b, compiled, node, x):
+    a = node["attrs"]
+    return ops.rmsnorm(b, x[0], ops.weight(b, compiled, a["weight"]), float(a["eps"]))
+
+
+def _swiglu(b, compiled, node, x):
+    a = node["attrs"]
+    return ops.swiglu(b, compiled, x[0], a["w_gate"], a["w_up"], a["w_down"])
+
+
+# op -> fn(builder, compiled, node, input Vals) -> its output Val
+LOWERINGS = {
+    "embedding": lambda b, compiled, node, x: b.gather(ops.weight(b, compiled, node["attrs"]["weight"]), x[0]),
+    "rmsnorm": _rmsnorm,
+    "mla_attention": lambda b, compiled, node, x: ops.mla_attention(b, compiled, x[0], node),
+    "swiglu_mlp": _swiglu,
+    "moe": lambda b, compiled, node, x: ops.moe(b, compiled, x[0], node),
+    "add": lambda b, compiled, node, x: b.add(x[0], x[1]),
+    "linear": _linear,
+    "lm_head": _linear,
+}
 
 
 # ---------------------------------------------------------------- running the file

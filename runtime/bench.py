@@ -3,33 +3,44 @@
     python -m runtime.bench MODEL [--repeat 3] [--json]
 
 Each measurement runs in a fresh Python process (OPENBLAS_NUM_THREADS=1), so load time and peak RSS
-are what a kiosk sees after Python starts. Prompts are the seed articles' questions, decoded greedily.
+are what a kiosk sees after Python starts: `python -m runtime.bench --child MODEL QUESTIONS` runs `child`,
+whose clock starts before numpy and the model's modules are imported (this module imports only the standard
+library and the `runtime` package's errors). Prompts are the seed articles' questions, decoded greedily.
+
+One of three benchmarks, one per stage, because each measures a different thing and runs where that stage
+runs: this one ships to the Pi (it imports only the runtime) and times the runtime alone; export/bench.py
+races it against llama.cpp, onnxruntime and LiteRT on the host (it needs the exporters and the peers, and
+reuses this module's prompts, thread pinning, CPU name and peak RSS); trainer/bench.py times one training
+step against transformers.
 """
 import json
 import os
 import subprocess
 import sys
+import time
+
+import runtime
 
 QUESTIONS = ["What is 47+38?", "How many r in strawberry?", "Solve 3x+5=20",
              "A train travels 300 km in 5 hours. What is its average speed?", "Solve x^2-5x+6=0",
              "What is fib(10)?", "Sort 5 3 9 1"]
 ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}   # every pool, one thread
 
-CHILD = r"""
-import json, sys, time
-t0 = time.perf_counter()
-import runtime
-model = runtime.load(sys.argv[1])
-load_s = time.perf_counter() - t0
-rows = []
-for q in json.loads(sys.argv[2]):
-    st = {}
-    n_pieces = sum(1 for _ in model.generate(q, max_new_tokens=200, stats=st))
-    rows.append(st)
-from runtime.bench import peak_rss_mb
-rss = peak_rss_mb()
-print(json.dumps({"load_s": load_s, "rows": rows, "peak_rss_mb": rss}))
-"""
+
+
+def child(path, questions):
+    """One measurement, in the fresh process: load (numpy and the model's modules are imported here, as in a
+    kiosk's first seconds), then answer each question greedily -> prints {load_s, rows, peak_rss_mb} as JSON."""
+    t0 = time.perf_counter()
+    model = runtime.load(path)
+    load_s = time.perf_counter() - t0
+    rows = []
+    for q in questions:
+        stats = {}
+        for _ in model.generate(q, max_new_tokens=200, stats=stats):
+            pass
+        rows.append(stats)
+    print(json.dumps({"load_s": load_s, "rows": rows, "peak_rss_mb": peak_rss_mb()}))
 
 
 def peak_rss_mb():
@@ -42,7 +53,7 @@ def peak_rss_mb():
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
-    import resource
+    import resource                           # not on every platform; only where /proc is missing
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -65,20 +76,20 @@ def measure(path, repeat=3):
     env = dict(os.environ, **ONE_THREAD)
     runs = []
     for _ in range(repeat):
-        out = subprocess.run([sys.executable, "-c", CHILD, path, json.dumps(QUESTIONS)], env=env, check=True,
-                             capture_output=True, text=True).stdout
+        out = subprocess.run([sys.executable, "-m", "runtime.bench", "--child", path, json.dumps(QUESTIONS)],
+                             env=env, check=True, capture_output=True, text=True).stdout
         runs.append(json.loads(out))
     best = min(runs, key=lambda r: sum(x["decode_seconds"] for x in r["rows"]))
     rows = best["rows"]
     prompt = sum(r["prompt_tokens"] for r in rows)
-    gen = sum(r["tokens"] for r in rows)
+    generated = sum(r["tokens"] for r in rows)
     prefill = sum(r["prefill_seconds"] for r in rows)
     decode = sum(r["decode_seconds"] for r in rows)
     return {"model": path, "model_bytes": os.path.getsize(path),
             "load_s": min(r["load_s"] for r in runs),
-            "prefill_tokens_per_s": prompt / prefill, "decode_tokens_per_s": (gen - len(rows)) / decode,
+            "prefill_tokens_per_s": prompt / prefill, "decode_tokens_per_s": (generated - len(rows)) / decode,
             "first_token_ms": 1000 * max(r["prefill_seconds"] for r in rows),
-            "peak_rss_mb": min(r["peak_rss_mb"] for r in runs), "generated_tokens": gen, "repeat": repeat,
+            "peak_rss_mb": min(r["peak_rss_mb"] for r in runs), "generated_tokens": generated, "repeat": repeat,
             "cpu": cpu_name()}
 
 
@@ -104,4 +115,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--child"]:
+        child(sys.argv[2], json.loads(sys.argv[3]))
+    else:
+        main()

@@ -109,7 +109,7 @@ def chat(model, **kw):
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def inspect_cmd(model, show_graph, as_json):
     """Sizes, op counts, parameter counts, quantization error and provenance of a model file."""
-    from runtime.inspect import graph_text, summary
+    from runtime.describe import graph_text, summary
     from runtime.loader import read_document
     try:
         body = read_document(model)

@@ -9,15 +9,14 @@ of (hidden state, next token) pairs for every position. It is off by default: in
 over two positions costs nearly two single-token steps (the time goes to per-call overhead, and the two
 positions' experts differ), so even ~95% accepted drafts do not pay for the draft head (README: Interop and speed).
 """
-import math
-import numbers
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from runtime.errors import GenerationError
-from runtime.errors import ContextOverflowError
+from runtime.checks import check_range, invalid, quote
+from runtime.completion import parse
+from runtime.errors import ContextOverflowError, GenerationError
 
 
 @dataclass
@@ -39,59 +38,67 @@ class Answer:
 SEED_MAX = 2 ** 32 - 1     # a uint32, as llama.cpp's and most samplers' seeds: a seed means the same everywhere
 
 
-def _is_int(v):
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-
 def check_options(temperature=0.0, top_k=None, top_p=None, seed=None, max_new_tokens=None, vocab_size=None):
-    """Raise GenerationError unless every sampling option is in its range. The message starts with the
-    option and its value ("temperature=nan: must be ..."), so a caller can prefix a file and section.
-    vocab_size: the model's vocabulary, top_k's upper bound (None: not checked against one)."""
-    def bad(name, value, valid):
-        raise GenerationError(f"{name}={value!r:.40}: must be {valid}")
-    if not (isinstance(temperature, numbers.Real) and not isinstance(temperature, bool)
-            and math.isfinite(temperature) and temperature >= 0):
-        bad("temperature", temperature, "a finite number >= 0 (0 = greedy)")
-    if top_k is not None and not (_is_int(top_k) and 1 <= top_k <= (vocab_size or top_k)):
-        upto = f" to {vocab_size} (the vocabulary size)" if vocab_size else " or more"
-        bad("top_k", top_k, f"an integer from 1{upto}, or None for no limit")
-    if top_p is not None and not (isinstance(top_p, numbers.Real) and not isinstance(top_p, bool)
-                                  and 0 < top_p <= 1):                # NaN fails the comparison
-        bad("top_p", top_p, "a number in (0, 1] (1 = no limit), or None")
-    if seed is not None and not (_is_int(seed) and 0 <= seed <= SEED_MAX):
-        bad("seed", seed, f"an integer in 0..{SEED_MAX} (2**32 - 1), or None for a fresh random seed")
-    if max_new_tokens is not None and not (_is_int(max_new_tokens) and max_new_tokens >= 1):
-        bad("max_new_tokens", max_new_tokens, "an integer >= 1, or None for the model's default")
+    """Raise GenerationError unless every sampling option is in its range (runtime/checks.py wording). The
+    message starts with the option and its value ("temperature=nan: must be ..."), so a caller can prefix a
+    file and section. vocab_size: the model's vocabulary, top_k's upper bound (None: not checked against one)."""
+    def need(value, interval, name, integer, note):
+        check_range(value, interval, "", name, integer, note, error=GenerationError)
+    need(temperature, "[0, inf)", "temperature", False, " (0 = greedy)")
+    if top_k is not None:
+        need(top_k, f"[1, {vocab_size}]" if vocab_size else "[1, inf)", "top_k", True,
+             (" (the vocabulary size)" if vocab_size else "") + ", or None for no limit")
+    if top_p is not None:
+        need(top_p, "(0, 1]", "top_p", False, " (1 = no limit), or None")
+    if seed is not None:
+        need(seed, f"[0, {SEED_MAX}]", "seed", True, " (2**32 - 1), or None for a fresh random seed")
+    if max_new_tokens is not None:
+        need(max_new_tokens, "[1, inf)", "max_new_tokens", True, ", or None for the model's default")
 
 
 def check_prompt(prompt):
     """Raise GenerationError unless the prompt is text with something in it."""
     if not isinstance(prompt, str):
-        raise GenerationError(f"prompt={prompt!r:.40}: must be a string (the question)")
+        raise invalid("", "prompt", prompt, "a string (the question)", GenerationError)
     if not prompt.strip():
-        raise GenerationError(f"prompt={prompt!r:.40}: is empty; ask a question, e.g. \"What is 47+38?\"")
+        raise GenerationError(f"prompt={quote(prompt)}: is empty; ask a question, e.g. \"What is 47+38?\"")
 
 
-def sample(logits, rng, temperature, top_k, top_p):
-    """logits (V,) -> token id; greedy (argmax, first of ties) when temperature is 0."""
+# ---------------------------------------------------------------- the sampler
+def sample_rows(logits, rng, temperature, top_k=None, top_p=None):
+    """logits (B, V) -> token ids (B,): greedy (argmax, first of ties) when temperature is 0, else one
+    uniform draw per row, in row order, from softmax(logits / temperature) cut to the top_k tokens and to
+    the smallest set reaching top_p. The trainer's batched rollouts and the runtime's one sequence call this
+    one rule, so the same logits, seed and options give the same tokens (tests/test_sampler.py)."""
     if not temperature:
-        return int(np.argmax(logits))
-    z = logits.astype(np.float64) / temperature
+        return np.argmax(logits, axis=-1)
+    z = logits.astype(np.float64) / temperature                                       # (B, V)
     if top_k:
-        kth = np.partition(z, -top_k)[-top_k]
+        cut = z.shape[-1] - top_k
+        kth = np.partition(z, cut, axis=-1)[:, cut:cut + 1]                           # (B, 1): the top_k-th largest
         z = np.where(z < kth, -np.inf, z)
-    p = np.exp(z - z.max())
-    p /= p.sum()
+    p = np.exp(z - z.max(axis=-1, keepdims=True))
+    p /= p.sum(axis=-1, keepdims=True)
     if top_p is not None and top_p < 1.0:
-        order = np.argsort(-p, kind="stable")
-        keep = np.cumsum(p[order]) - p[order] < top_p        # the smallest set reaching top_p
+        rows = np.arange(len(p))[:, None]                                             # (B, 1)
+        order = np.argsort(-p, axis=-1, kind="stable")                                # (B, V) most likely first
+        p_sorted = p[rows, order]
+        keep = np.cumsum(p_sorted, axis=-1) - p_sorted < top_p                        # the smallest set reaching top_p
         mask = np.zeros_like(p, bool)
-        mask[order[keep]] = True
+        mask[rows, order] = keep
         p = np.where(mask, p, 0.0)
-        p /= p.sum()
-    return int(min(np.searchsorted(np.cumsum(p), rng.random(), side="right"), len(p) - 1))
+        p /= p.sum(axis=-1, keepdims=True)
+    u = rng.random(len(p))                                                            # (B,)
+    picks = (np.cumsum(p, axis=-1) <= u[:, None]).sum(axis=-1)        # the first token whose cumsum exceeds u
+    return np.minimum(picks, p.shape[-1] - 1)
 
 
+def sample(logits, rng, temperature, top_k=None, top_p=None):
+    """logits (V,) -> token id: sample_rows of one row."""
+    return int(sample_rows(logits[None], rng, temperature, top_k, top_p)[0])
+
+
+# ---------------------------------------------------------------- the token loops
 def sampled_tokens(model, ids, rng, temperature, top_k, top_p):
     """Prefill, then one token per decode step. The next step runs only when the consumer asks."""
     logits = model.forward(ids)[-1]
@@ -191,20 +198,10 @@ def _decode(model, ids, max_new_tokens, temperature, top_k, top_p, seed, stats, 
                          prompt_tokens=len(ids), **(counts if speculative else {}))
 
 
-def between(text, a, b):
-    """The text after the first `a`, up to the next `b` (or the end); None without `a`."""
-    i = text.find(a)
-    if i < 0:
-        return None
-    j = text.find(b, i + len(a))
-    return text[i + len(a):] if j < 0 else text[i + len(a):j]
-
-
 def answer(model, question, **kw):
-    """Generate to completion -> Answer with thinking, answer, token count and timings."""
+    """Generate to completion -> Answer with thinking, answer (runtime.completion.parse), token count and timings."""
     stats = {}
     text = "".join(generate(model, question, stats=stats, **kw))
-    think = between(text, "<think>", "</think>")
-    ans = between(text, "<answer>", "</answer>")
-    return Answer(question, text, think or "", ans if ans is not None else "", stats["tokens"], stats["stop"],
+    c = parse(text)
+    return Answer(question, text, c.thinking or "", c.answer or "", stats["tokens"], stats["stop"],
                   stats["prefill_seconds"], stats["decode_seconds"])

@@ -9,8 +9,10 @@ Prepared once at load (shapes: d hidden, H heads, n nope, r rope, v value, C kv_
     expression: [q_pe (H*r) | k_pe r | q_rot (H*r) | k_rot r | q_lat (H*C) | c_kv C]
     (with q LoRA: x -> [q_a | k_pe | k_rot | c_kv], then rmsnorm(q_a) -> [q_pe | q_rot | q_lat]);
   * the cache is one (S, r + C + 1) array per layer: [k_pe | c_kv | 1]. Scores read its first r + C
-    columns; the context reads its last C + 1, whose column of ones sums the softmax weights in the
-    same matmul, so the softmax needs no separate sum.
+    columns; the latent output o_lat (per head, the softmax-weighted sum of c_kv) reads its last C + 1,
+    whose column of ones sums the softmax weights in the same matmul, so the softmax needs no separate sum.
+
+`ctx` is always the call's state shared by the ops (runtime.ops.Ctx: the position of the first token).
 """
 import math
 
@@ -133,8 +135,8 @@ class MLAttention:
         scores = q.dot(self.cache[:pos + 1, :r + C].T)                                    # (H, pos+1)
         scores -= scores.max(axis=1, keepdims=True)
         np.exp(scores, out=scores)
-        ctx = scores.dot(self.cache[:pos + 1, r:])                 # (H, C + 1): weighted c_kv and the weights' sum
-        return (ctx[:, :C] / ctx[:, C:]).reshape(-1).dot(self.ov)
+        o_lat = scores.dot(self.cache[:pos + 1, r:])               # (H, C + 1): weighted c_kv and the weights' sum
+        return (o_lat[:, :C] / o_lat[:, C:]).reshape(-1).dot(self.ov)
 
     def run(self, ctx, x):
         """T tokens at positions pos..pos+T-1: x (T, d) -> (T, d), causal. Every head of every token
@@ -150,5 +152,5 @@ class MLAttention:
             scores.reshape(T, H, end)[...] += self.causal[pos:end, None, :end]
         scores -= scores.max(axis=1, keepdims=True)
         np.exp(scores, out=scores)
-        ctx_lat = scores.dot(self.cache[:end, r:])                                        # (T*H, C + 1)
-        return matmul((ctx_lat[:, :C] / ctx_lat[:, C:]).reshape(T, H * C), self.ov)
+        o_lat = scores.dot(self.cache[:end, r:])                                          # (T*H, C + 1)
+        return matmul((o_lat[:, :C] / o_lat[:, C:]).reshape(T, H * C), self.ov)

@@ -10,11 +10,11 @@ the generation loops live in runtime/generate.py.
 """
 import numpy as np
 
-from runtime import generate as gen
+import runtime.generate
 from runtime.errors import ContextOverflowError, ModelFormatError
 from runtime.loader import read_document
 from runtime.mla import MLAttention
-from runtime.ops import OPS, Ctx
+from runtime.ops import Ctx, op_class
 
 
 def dequantize(arrays, quant):
@@ -38,7 +38,7 @@ def prepare(nodes, weights, ctx, path, label=""):
     ops = []
     for i, node in enumerate(nodes):
         try:
-            op = OPS[node["op"]](node, weights, ctx)
+            op = op_class(node["op"])(node, weights, ctx)
         except ModelFormatError as e:
             raise ModelFormatError(f"{path}: {label}graph node {i}: {e}") from None
         except (KeyError, ValueError, TypeError, IndexError) as e:
@@ -157,7 +157,7 @@ class Model:
         return self.forward(token_ids, all_logits=True)
 
     # ------------------------------------------------------------ generation (runtime/generate.py)
-    sample = staticmethod(gen.sample)
+    sample = staticmethod(runtime.generate.sample)
 
     def encode_prompt(self, prompt):
         return [self.tokenizer.bos_id] + self.tokenizer.encode(prompt)
@@ -168,12 +168,12 @@ class Model:
         the limit. Bad options or an empty prompt raise GenerationError here (runtime.generate.check_options).
         speculative=True: greedy decoding that drafts with the model's MTP head (same text).
         `stats`, if a dict, receives prefill_seconds, decode_seconds, tokens, stop (and drafted/accepted)."""
-        return gen.generate(self, prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
-                            top_p=top_p, seed=seed, stats=stats, speculative=speculative)
+        return runtime.generate.generate(self, prompt, max_new_tokens=max_new_tokens, temperature=temperature,
+                                         top_k=top_k, top_p=top_p, seed=seed, stats=stats, speculative=speculative)
 
     def answer(self, question, **kw):
         """Generate to completion -> Answer with thinking, answer, token count and timings."""
-        return gen.answer(self, question, **kw)
+        return runtime.generate.answer(self, question, **kw)
 
 
 def load(path):

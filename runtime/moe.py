@@ -1,13 +1,16 @@
-"""moe: DeepSeek-V3 mixture of experts. Only the K selected experts of a token run.
+"""moe: DeepSeek-V3 mixture of experts. Only the top_k selected experts of a token run.
+
+Shapes: T tokens, d hidden, E routed experts (n_routed_experts), F an expert's width (moe_intermediate_size),
+top_k experts per token (the config's num_experts_per_tok), n_group expert groups of which topk_group are kept.
 
     s   = sigmoid(x @ W_router^T)                  (E,)  float32
     sel = s + bias                                       the correction bias only chooses experts
     (n_group > 1: keep the topk_group groups with the largest sum of their top-2 sel; others -inf)
-    idx = top-K of sel;  w = s[idx];  norm_topk_prob: w /= sum(w) + 1e-20;  w *= routed_scaling_factor
+    idx = top_k of sel;  w = s[idx];  norm_topk_prob: w /= sum(w) + 1e-20;  w *= routed_scaling_factor
     y   = sum_k w_k * Expert_idx_k(x) + Shared(x)       Expert = SwiGLU, no biases
 
 Prepared at load: weights pre-transposed for `x @ W`, and when the shared expert has the routed
-experts' width it is stored as expert number E with a fixed weight of 1, so decoding runs the K + 1
+experts' width it is stored as expert number E with a fixed weight of 1, so decoding runs the top_k + 1
 expert matmuls into one buffer, one activation over it, and one weighted sum.
 """
 import numpy as np
@@ -29,12 +32,13 @@ class MoE:
         self.F = gu.shape[1] // 2
         if gu.shape[1] != 2 * self.F or dn.shape[1:] != (gu.shape[2], self.F):
             raise ModelFormatError(f"moe: expert tensors {list(gu.shape)} and {list(dn.shape)} do not fit together")
-        self.K, self.G, self.TG = (attr(node, k, int) for k in ("top_k", "n_group", "topk_group"))
-        if not (0 < self.K <= E and self.G > 0 and E % self.G == 0 and 0 < self.TG <= self.G):
-            raise ModelFormatError(f"moe: routing top_k={self.K} n_group={self.G} topk_group={self.TG} "
-                                   f"do not fit {E} experts")
-        self.norm = bool(a.get("norm_topk_prob"))
-        self.rsf = float(attr(node, "routed_scaling_factor", float))
+        self.top_k, self.n_group, self.topk_group = (attr(node, k, int) for k in ("top_k", "n_group", "topk_group"))
+        if not (0 < self.top_k <= E and self.n_group > 0 and E % self.n_group == 0
+                and 0 < self.topk_group <= self.n_group):
+            raise ModelFormatError(f"moe: routing top_k={self.top_k} n_group={self.n_group} "
+                                   f"topk_group={self.topk_group} do not fit {E} experts")
+        self.norm_topk_prob = bool(a.get("norm_topk_prob"))
+        self.routed_scaling_factor = float(attr(node, "routed_scaling_factor", float))
         gu_t, down_t = gu.transpose(0, 2, 1), dn.transpose(0, 2, 1)                         # (E, d, 2F), (E, F, d)
         self.shared = None
         if "w_shared_gate" in a:
@@ -49,47 +53,47 @@ class MoE:
             else:
                 self.shared = (np.ascontiguousarray(s_gu_t), np.ascontiguousarray(s_down_t), sg.shape[0])
         self.gu_t, self.down_t = np.ascontiguousarray(gu_t), np.ascontiguousarray(down_t)
-        self.n_run = self.K + (len(gu_t) - E)                  # experts run per token, the stacked shared one included
-        self.slots = np.full(self.n_run, E, np.int64)          # decode: expert ids, slot K is the shared expert
+        self.n_run = self.top_k + (len(gu_t) - E)              # experts run per token, the stacked shared one included
+        self.slots = np.full(self.n_run, E, np.int64)          # decode: expert ids, slot top_k is the shared expert
         self.w = np.ones(self.n_run, np.float32)               # decode: their weights (shared: 1)
         self.gu = np.zeros((self.n_run, 2 * self.F), np.float32)
         self.y = np.zeros((self.n_run, gu.shape[2]), np.float32)
-        self.neg_bias = -self.bias                              # decode: argsort ascending = top-K first
+        self.neg_bias = -self.bias                              # decode: argsort ascending = top_k first
         self.neg_router_t = -self.router_t                      # decode: exp(-logits) in one call
 
     def route(self, x):
-        """x (T, d) -> expert ids (T, K) and their weights (T, K)."""
+        """x (T, d) -> expert ids (T, top_k) and their weights (T, top_k)."""
         s = 1.0 / (1.0 + np.exp(-(x @ self.router_t)))                                     # (T, E)
         sel = s + self.bias
-        if self.G > 1:
+        if self.n_group > 1:
             T = len(x)
-            grouped = sel.reshape(T, self.G, -1)
-            score = np.sort(grouped, axis=-1)[..., -2:].sum(-1)                           # (T, G)
-            drop = np.argsort(-score, axis=-1, kind="stable")[:, self.TG:]
-            mask = np.zeros((T, self.G), bool)
+            grouped = sel.reshape(T, self.n_group, -1)                                    # (T, n_group, E / n_group)
+            score = np.sort(grouped, axis=-1)[..., -2:].sum(-1)                           # (T, n_group)
+            drop = np.argsort(-score, axis=-1, kind="stable")[:, self.topk_group:]       # (T, n_group - topk_group)
+            mask = np.zeros((T, self.n_group), bool)
             np.put_along_axis(mask, drop, True, axis=1)
-            sel = np.where(np.repeat(mask, self.E // self.G, axis=1), -np.inf, sel)
-        idx = np.argsort(-sel, axis=-1, kind="stable")[:, :self.K]                        # (T, K)
-        w = np.take_along_axis(s, idx, axis=-1)
-        if self.norm:
+            sel = np.where(np.repeat(mask, self.E // self.n_group, axis=1), -np.inf, sel)
+        idx = np.argsort(-sel, axis=-1, kind="stable")[:, :self.top_k]                    # (T, top_k)
+        w = np.take_along_axis(s, idx, axis=-1)                                            # (T, top_k)
+        if self.norm_topk_prob:
             w = w / (w.sum(-1, keepdims=True) + 1e-20)
-        return idx, w * self.rsf
+        return idx, w * self.routed_scaling_factor
 
     def step(self, x):
         """Decode one token: x (d,) -> (d,)."""
-        K = self.K
-        if self.G > 1:
+        top_k, scale = self.top_k, self.routed_scaling_factor
+        if self.n_group > 1:
             idx, w = self.route(x[None])
-            self.slots[:K], self.w[:K] = idx[0], w[0]
+            self.slots[:top_k], self.w[:top_k] = idx[0], w[0]
         else:
             e = np.exp(x.dot(self.neg_router_t))
             e += 1.0
             s = np.reciprocal(e, out=e)                                                   # (E,) sigmoid scores
-            idx = (self.neg_bias - s).argsort(kind="stable")[:K]                         # top-K of s + bias
-            w = self.w[:K]
+            idx = (self.neg_bias - s).argsort(kind="stable")[:top_k]                     # top_k of s + bias
+            w = self.w[:top_k]
             s.take(idx, out=w)
-            w *= self.rsf / (sum(w.tolist()) + 1e-20) if self.norm else self.rsf
-            self.slots[:K] = idx
+            w *= scale / (sum(w.tolist()) + 1e-20) if self.norm_topk_prob else scale
+            self.slots[:top_k] = idx
         return self.experts(x)
 
     def experts(self, x):
@@ -112,17 +116,17 @@ class MoE:
         if len(x) <= 4:
             y = np.empty_like(x)
             for t in range(len(x)):
-                self.slots[:self.K], self.w[:self.K] = idx[t], w[t]
+                self.slots[:self.top_k], self.w[:self.top_k] = idx[t], w[t]
                 y[t] = self.experts(x[t])
             return y
         if len(self.gu_t) > self.E:                          # the stacked shared expert: every token, weight 1
             idx = np.concatenate([idx, np.full((len(x), 1), self.E)], 1)
             w = np.concatenate([w, np.ones((len(x), 1), w.dtype)], 1)
         # sort the (token, slot) pairs by expert: each expert's rows are one contiguous slice
-        T, K = idx.shape
-        order = idx.ravel().argsort(kind="stable")                                          # (T*K,)
+        T, n_slots = idx.shape                                                               # n_slots = n_run
+        order = idx.ravel().argsort(kind="stable")                                          # (T*n_slots,)
         bounds = idx.ravel()[order].searchsorted(np.arange(len(self.gu_t) + 1))
-        xs = x[order // K]                                                                   # (T*K, d)
+        xs = x[order // n_slots]                                                             # (T*n_slots, d)
         out = np.empty_like(xs)
         for e in np.flatnonzero(np.diff(bounds)):
             lo, hi = bounds[e], bounds[e + 1]
@@ -130,7 +134,7 @@ class MoE:
         out *= w.ravel()[order][:, None]
         y = np.empty_like(out)
         y[order] = out                                                                       # back to (token, slot)
-        y = y.reshape(T, K, -1).sum(1)
+        y = y.reshape(T, n_slots, -1).sum(1)
         if self.shared is not None:
             gu_t, down_t, Fs = self.shared
             y += matmul(silu_mul(matmul(x, gu_t), Fs), down_t)

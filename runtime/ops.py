@@ -1,7 +1,8 @@
 """The runtime's ops, one class each. `__init__(node, weights, ctx)` prepares once at load (validate
 shapes, pre-transpose for `x @ W`, fold and fuse weights, allocate caches and buffers); `run(ctx, *xs)`
 computes T tokens at once (prefill, parity checks) and `step(*xs)` one token (decoding, 1-D vectors, the
-hot path). The registry OPS at the bottom is the whole opset; runtime/format.py OPSET lists the same names.
+hot path). The registry OPS at the bottom is this runtime's backend of the graph contract (runtime/opset.py
+OPS, the same names: tests/test_opset.py); `op_class` looks an op up and names what is missing.
 
 Shapes: T tokens in this call, d hidden, V vocabulary. The attention and MoE ops live in runtime/mla.py
 and runtime/moe.py.
@@ -10,6 +11,7 @@ import math
 
 import numpy as np
 
+from runtime.errors import ModelFormatError
 from runtime.mla import MLAttention
 from runtime.moe import MoE
 from runtime.ops_common import attr, matmul, rmsnorm, silu_mul, tensor
@@ -100,3 +102,10 @@ class LMHead:
 
 OPS = {"embedding": Embedding, "rmsnorm": RMSNorm, "mla_attention": MLAttention, "swiglu_mlp": SwiGLU,
        "moe": MoE, "add": Add, "linear": Linear, "lm_head": LMHead}
+
+
+def op_class(op):
+    """The class that prepares and runs `op`; ModelFormatError naming the op and the ops this runtime runs."""
+    if not (isinstance(op, str) and op in OPS):
+        raise ModelFormatError(f"the runtime has no kernel for op {op!r:.40}; it runs: {', '.join(OPS)}")
+    return OPS[op]

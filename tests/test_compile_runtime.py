@@ -47,7 +47,7 @@ def test_trace_records_every_layer_and_lints_clean():
     assert ops.count("add") == 6 and ops[0] == "embedding" and ops[-1] == "lm_head"
     assert "%logits = lm_head(%rmsnorm6)" in graph.dump()
     problems = graph.lint({})
-    assert any("missing from the tensor table" in p for p in problems)
+    assert any("which is not in the tensor table; a pass removed the tensor" in p for p in problems)
 
 
 def test_absorbed_cache_holds_only_the_latent():

@@ -15,6 +15,7 @@ from export.isolated import Peer  # noqa: E402
 from export.onnx_export import export  # noqa: E402
 from runtime.errors import ContextOverflowError  # noqa: E402
 from runtime.model import load  # noqa: E402
+from runtime.opset import tensor_attrs  # noqa: E402
 
 TOL = 1e-4              # logits, ORT vs our runtime on the same (dequantized) weights
 CACHE_TOL = 1e-5        # latent cache rows, O(1) values after RMSNorm / RoPE
@@ -113,7 +114,7 @@ def test_initializers_are_int8_exactly_where_the_model_file_is(exported, case, w
     inits = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
     int8 = sorted(name for name, a in inits.items() if a.dtype == np.int8)
     assert all(a.dtype in (np.int8, np.float32) for a in inits.values())
-    main_graph = {v for n in compiled.nodes for k, v in n["attrs"].items() if k == "weight" or k.startswith("w_")}
+    main_graph = {v for n in compiled.nodes for v in tensor_attrs(n["op"], n["attrs"]).values()}
     assert int8 == report["int8_tensors"] == (sorted(main_graph & set(compiled.int8)) if weights == "int8" else [])
     assert bool(int8) == (weights == "int8")
     blocks = {n.input[0]: {a.name: a.i for a in n.attribute}

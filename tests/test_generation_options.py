@@ -1,5 +1,6 @@
 """Sampling options and prompts: one check (runtime.generate.check_options) for the Python API, the CLI and
-the kiosk config; each bad value is a one-line error naming the option, its value and the valid range."""
+the kiosk config; each bad value is a one-line error naming the option, its value and the valid range, in
+the wording of every configuration check (runtime/checks.py)."""
 import re
 
 import numpy as np
@@ -16,7 +17,7 @@ NAN, INF = float("nan"), float("inf")
 TEMPERATURE = "must be a finite number >= 0 \\(0 = greedy\\)"
 TOP_K = "must be an integer from 1 to 103 \\(the vocabulary size\\), or None for no limit"
 TOP_P = "must be a number in \\(0, 1\\] \\(1 = no limit\\), or None"
-SEED = "must be an integer in 0..4294967295 \\(2\\*\\*32 - 1\\), or None for a fresh random seed"
+SEED = "must be an integer from 0 to 4294967295 \\(2\\*\\*32 - 1\\), or None for a fresh random seed"
 MAX_NEW = "must be an integer >= 1, or None for the model's default"
 
 BAD = [  # (option, value, the whole message)
@@ -100,8 +101,8 @@ CLI_BAD = [  # (arguments, the option click names, the message)
     (["--top-p", "0"], "--top-p", f"top_p=0.0: {TOP_P}"),
     (["--top-p", "1.01"], "--top-p", f"top_p=1.01: {TOP_P}"),
     (["--top-p", "nan"], "--top-p", f"top_p=nan: {TOP_P}"),
-    (["--top-k", "0"], "--top-k", "top_k=0: must be an integer from 1 or more, or None for no limit"),
-    (["--top-k", "-3"], "--top-k", "top_k=-3: must be an integer from 1 or more"),
+    (["--top-k", "0"], "--top-k", "top_k=0: must be an integer >= 1, or None for no limit"),
+    (["--top-k", "-3"], "--top-k", "top_k=-3: must be an integer >= 1"),
     (["--seed", "-1"], "--seed", f"seed=-1: {SEED}"),
     (["--max-new-tokens", "0"], "--max-new-tokens", f"max_new_tokens=0: {MAX_NEW}"),
 ]

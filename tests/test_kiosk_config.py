@@ -1,4 +1,5 @@
-"""Kiosk config validation: every error names the file, the key and the value."""
+"""Kiosk config validation: every error names the file, the key and the value, in the one wording of
+runtime/checks.py (`kiosk.yaml: key=value: must be ...`) for types, ranges and choices."""
 import re
 
 import pytest
@@ -38,40 +39,42 @@ def changed(path, value):
 
 
 BAD = [  # (change, value, words the message must contain)
-    ("colour", "red", ["colour", "unknown key", "allowed keys"]),
-    ("display.colour", "red", ["display.colour", "unknown key"]),
-    ("buttons.0.colour", "red", ["buttons[0].colour", "unknown key"]),
-    ("board", "pi3", ["board", "'pi3'", "pi4, pi5, pizero2w"]),
-    ("display.type", "st7735", ["display.type", "'st7735'", "ssd1306"]),
-    ("buttons.0.pin", 1, ["buttons[0].pin", "1 is outside 2..27"]),
-    ("buttons.0.pin", 28, ["buttons[0].pin", "28 is outside 2..27"]),
-    ("buttons.0.pin", "17", ["buttons[0].pin", "expected int", "'17'"]),
+    ("colour", "red", ["unknown key 'colour'; allowed keys: board, model, display, buttons, led, generation"]),
+    ("display.colour", "red", ["unknown key 'display.colour'; allowed keys: type, width"]),
+    ("buttons.0.colour", "red", ["unknown key 'buttons[0].colour'"]),
+    ("board", "pi3", ["board='pi3': must be one of pi4, pi5, pizero2w"]),
+    ("display.type", "st7735", ["display.type='st7735': must be one of ssd1306, sh1106, hd44780, hdmi, terminal"]),
+    ("buttons.0.pin", 1, ["buttons[0].pin=1: must be an integer from 2 to 27 (a BCM GPIO number on the 40-pin "
+                          "header)"]),
+    ("buttons.0.pin", 28, ["buttons[0].pin=28: must be an integer from 2 to 27"]),
+    ("buttons.0.pin", "17", ["buttons[0].pin='17': must be an integer"]),
     ("buttons.1.pin", 17, ["buttons[1].pin", "GPIO 17 is already used by buttons[0]"]),
     ("buttons.0.pin", 3, ["buttons[0].pin", "GPIO 3", "I2C"]),
     ("led.pin", 27, ["led.pin", "GPIO 27 is already used"]),
     ("led.pin", 2, ["led.pin", "GPIO 2", "I2C"]),
     ("buttons.0.task", "add", ["buttons[0]", "exactly one of question"]),
-    ("buttons.1.task", "integrals", ["buttons[1].task", "'integrals'", "fib"]),
-    ("buttons.1.hold", "explode", ["buttons[1].hold", "'explode'", "toggle_thinking"]),
-    ("buttons.0.label", "DELETE", ["buttons[0].label", "missing"]),
-    ("display.thinking", "loud", ["display.thinking", "'loud'", "collapsed"]),
-    ("display.i2c_address", 0x99, ["display.i2c_address", "0x99"]),
-    ("display.i2c_khz", 250, ["display.i2c_khz", "250"]),
-    ("display.width", "wide", ["display.width", "expected int or null", "'wide'"]),
-    ("display.font_size", True, ["display.font_size", "expected int", "True"]),
-    ("led.pwm", "yes", ["led.pwm", "expected bool", "'yes'"]),
-    ("busy", "ignore", ["busy", "'ignore'", "cancel, queue"]),
-    ("buttons", [], ["buttons", "non-empty list"]),
-    ("display", "ssd1306", ["display", "expected a mapping"]),
-    ("model", "DELETE", ["missing key 'model'"]),
+    ("buttons.1.task", "integrals", ["buttons[1].task='integrals': must be one of add, sub", "fib"]),
+    ("buttons.1.hold", "explode", ["buttons[1].hold='explode': must be one of none, toggle_thinking"]),
+    ("buttons.0.label", "DELETE", ["missing key 'buttons[0].label' (required: pin, label)"]),
+    ("display.thinking", "loud", ["display.thinking='loud': must be one of full, collapsed, hidden"]),
+    ("display.i2c_address", 0x99, ["display.i2c_address=0x99: must be an integer from 3 to 119 (a 7-bit I2C "
+                                   "address, 0x03..0x77)"]),
+    ("display.i2c_khz", 250, ["display.i2c_khz=250: must be one of 100, 400, 1000"]),
+    ("display.width", "wide", ["display.width='wide': must be an integer or null"]),
+    ("display.font_size", True, ["display.font_size=True: must be an integer"]),
+    ("led.pwm", "yes", ["led.pwm='yes': must be true or false"]),
+    ("busy", "ignore", ["busy='ignore': must be one of cancel, queue"]),
+    ("buttons", [], ["buttons=[]: must be a non-empty list"]),
+    ("display", "ssd1306", ["display='ssd1306': must be a mapping of type, width"]),
+    ("model", "DELETE", ["missing key 'model' (required: board, model, display, buttons)"]),
     ("model", "", ["model: empty; give the compiled model's path"]),
     # ranges (issue 15): each field's documented range, NaN and infinities included
-    ("display.refresh_ms", -5, ["display.refresh_ms: -5 is not in 0..2000"]),
-    ("display.refresh_ms", 10 ** 9, ["display.refresh_ms: 1000000000 is not in 0..2000"]),
-    ("display.font_size", -1, ["display.font_size: -1 is not in 4..256"]),
-    ("display.i2c_port", -1, ["display.i2c_port: -1 is not in 0..255"]),
-    ("display.i2c_port", 256, ["display.i2c_port: 256 is not in 0..255"]),
-    ("display.framebuffer", "/dev/sda", ["display.framebuffer: '/dev/sda' is not /dev/fb0../dev/fb31"]),
+    ("display.refresh_ms", -5, ["display.refresh_ms=-5: must be an integer from 0 to 2000, or null for the default"]),
+    ("display.refresh_ms", 10 ** 9, ["display.refresh_ms=1000000000: must be an integer from 0 to 2000"]),
+    ("display.font_size", -1, ["display.font_size=-1: must be an integer from 4 to 256"]),
+    ("display.i2c_port", -1, ["display.i2c_port=-1: must be an integer from 0 to 255"]),
+    ("display.i2c_port", 256, ["display.i2c_port=256: must be an integer from 0 to 255"]),
+    ("display.framebuffer", "/dev/sda", ["display.framebuffer='/dev/sda': must be /dev/fb0../dev/fb31"]),
     ("display", {"type": "hdmi", "rotate": 1}, ["display.rotate: 1: only the ssd1306 and sh1106 drivers rotate"]),
     ("display", {"type": "hd44780", "font": "x.ttf"}, ["display.font: the hd44780 display draws with its own font"]),
     ("display", {"type": "ssd1306", "width": 100}, ["display: 100x64 is not a size the ssd1306 driver supports",
@@ -81,10 +84,10 @@ BAD = [  # (change, value, words the message must contain)
     ("display", {"type": "hdmi", "width": 40, "height": 40},
      ["display: 40x40 with 6x11-pixel characters", "holds 6x3 characters", "at least 8x2"]),
     ("display", {"type": "terminal", "width": 5}, ["display: 5x8 holds 5x8 characters", "at least 8x2"]),
-    ("queue_size", 0, ["queue_size: 0 is not in 1..64"]),
-    ("debounce_ms", -1, ["debounce_ms: -1 is not in 0..1000"]),
-    ("hold_seconds", float("nan"), ["hold_seconds: nan is not in 0.1..10"]),
-    ("hold_seconds", float("inf"), ["hold_seconds: inf is not in 0.1..10"]),
+    ("queue_size", 0, ["queue_size=0: must be an integer from 1 to 64"]),
+    ("debounce_ms", -1, ["debounce_ms=-1: must be an integer from 0 to 1000"]),
+    ("hold_seconds", float("nan"), ["hold_seconds=nan: must be a number in [0.1, 10]"]),
+    ("hold_seconds", float("inf"), ["hold_seconds=inf: must be a number in [0.1, 10]"]),
     ("title", "t" * 65, ["title: 'tttttttttt", "(65 characters) is longer than 64 characters"]),
     ("buttons.0.label", "L" * 65, ["buttons[0].label:", "is longer than 64 characters"]),
     ("buttons.0.question", "Q" * 1001, ["buttons[0].question:", "is longer than 1000 characters"]),
@@ -103,7 +106,7 @@ BAD = [  # (change, value, words the message must contain)
     ("generation", {"max_new_tokens": 0}, ["generation: max_new_tokens=0: must be"]),
     ("generation", {"temperature": float("nan")}, ["generation: temperature=nan: must be a finite number"]),
     ("generation", {"temperature": -1}, ["generation: temperature=-1.0: must be"]),
-    ("generation", {"seed": -1}, ["generation: seed=-1: must be an integer in 0.."]),
+    ("generation", {"seed": -1}, ["generation: seed=-1: must be an integer from 0 to 4294967295"]),
     ("generation", {"top_p": float("nan")}, ["generation: top_p=nan: must be"]),
     ("generation", {"top_k": 0}, ["generation: top_k=0: must be"]),
 ]
@@ -174,14 +177,14 @@ HOSTILE = [  # (file bytes, words the one-line message must contain)
     (b"board: pi5\n---\nboard: pi4\n", ["invalid YAML at line 2, column 1: but found another document"]),
     (GOOD_YAML.replace("pin: 17", "pin: 0x" + "f" * 20000).encode(), ["line 5: '0xffff", "(20002 characters) is not "
                                                                      "a valid int: more than 40 characters"]),
-    (GOOD_YAML.replace("pin: 17", "pin: 0x" + "f" * 38).encode(), [f"buttons[0].pin: {int('f' * 38, 16)} is outside "
-                                                                  "2..27"]),
+    (GOOD_YAML.replace("pin: 17", "pin: 0x" + "f" * 38).encode(), [f"buttons[0].pin={int('f' * 38, 16)}: must be an "
+                                                                  "integer from 2 to 27"]),
     (GOOD_YAML.replace("label: Add", "label: " + "x" * 60000).encode(),
      ["buttons[0].label: 'xxxxxxxx", "... (60000 characters) is longer than 64 characters"]),
     (GOOD_YAML.replace("label: Add", "label: Add, '" + "k" * 1000 + "': 1").encode(),
-     ["buttons[0].'kkkkkkk", "(1000 characters): unknown key; allowed keys: pin, label, question, task, hold"]),
+     ["unknown key 'buttons[0].kkkkkkk", "(1011 characters); allowed keys: pin, label, question, task, hold"]),
     (b"board: pi5\nmodel: m\ndisplay: {type: ssd1306}\nbuttons: [[" + b"1," * 10000 + b"]]\n",
-     ["buttons[0]: expected a mapping, got [1, 1, 1,", "... (10000 items)"]),
+     ["buttons[0]=[1, 1, 1,", "... (10000 items): must be a mapping of pin, label"]),
 ]
 
 
@@ -216,7 +219,7 @@ def test_a_byte_order_mark_and_a_64_kib_file_are_fine(tmp_path):
 
 
 def test_quote_caps_every_value():
-    from runtime.kiosk.yamlfile import quote
+    from runtime.checks import quote
     assert quote("What is 47+38?") == "'What is 47+38?'"
     assert quote("x" * 5_000_000) == "'" + "x" * 59 + "... (5000000 characters)"
     assert quote(list(range(100000))).endswith("... (100000 items)")

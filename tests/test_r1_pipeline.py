@@ -163,11 +163,11 @@ def test_pipeline_resumes_a_killed_stage(tmp_path):
     ([{"name": "x", "rejection": {"init": "later"}}], "'later' is neither an earlier stage nor a path"),
     ([{"name": "x", "sft": {"steps": 2}}, {"name": "x", "sft": {}}], "duplicate stage name 'x'"),
     ([{"name": "x", "sft": {"stepz": 2}}], r"stages\[0\] \(x\): sft: unknown key 'stepz'"),
-    ([{"name": "x", "rejection": {"init": "a/b", "samples": "4"}}], "key 'samples' must be int"),
+    ([{"name": "x", "rejection": {"init": "a/b", "samples": "4"}}], "rejection: samples='4': must be an integer"),
     ([{"name": "x", "grpo": {"init": "a/b", "group_size": 1}}],
-     r"stages\[0\] \(x\): grpo: group_size=1 is invalid: must be an integer >= 2"),
+     r"stages\[0\] \(x\): grpo: group_size=1: must be an integer >= 2"),
     ([{"name": "x", "rejection": {"init": "a/b", "temperature": -1.0}}],
-     r"stages\[0\] \(x\): rejection: temperature=-1.0 is invalid: must be a finite number >= 0"),
+     r"stages\[0\] \(x\): rejection: temperature=-1.0: must be a finite number >= 0"),
     ([{"name": "x", "rejection": {"init": "a/b", "families": {"add": 0}}}],
      r"rejection: families: every weight is 0"),
     ([{"name": "x", "sft": {"init": "a/b"}, "model": {}}], "sft.init takes the model from a/b"),
@@ -177,6 +177,18 @@ def test_pipeline_recipe_errors(stages, message):
     with pytest.raises(ConfigError, match=message) as e:
         recipe_from_dict({"name": "p", "stages": stages}, "p.yaml")
     assert str(e.value).startswith("p.yaml")
+
+
+@pytest.mark.parametrize("ev, message", [
+    ({"n": 0}, "p.yaml: eval: n=0: must be an integer >= 1"),
+    ({"seed": -1}, "p.yaml: eval: seed=-1: must be an integer >= 0"),
+    ({"n": 2.5}, "p.yaml: eval: n=2.5: must be an integer >= 1"),
+    ({"m": 1}, "p.yaml: eval: unknown key 'm'; allowed keys: n, seed"),
+])
+def test_pipeline_eval_errors(ev, message):
+    with pytest.raises(ConfigError) as e:
+        recipe_from_dict({"name": "p", "eval": ev, "stages": [{"name": "x", "sft": {"init": "a/b"}}]}, "p.yaml")
+    assert str(e.value) == message
 
 
 @pytest.mark.parametrize("name", ["r1.yaml", "r1-kiosk.yaml"])

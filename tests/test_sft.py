@@ -35,12 +35,14 @@ def test_shipped_recipes_load():
 @pytest.mark.parametrize("raw, message", [
     ({"modle": {}}, "unknown key 'modle'; allowed keys: name, description, model, sft"),
     ({"model": {"hiden_size": 3}}, "model: unknown key 'hiden_size'; allowed keys: .*hidden_size"),
-    ({"sft": {"lr": "fast"}}, "sft: key 'lr' must be float, got 'fast'"),
-    ({"sft": {"steps": 1.5}}, "sft: key 'steps' must be int, got 1.5"),
-    ({"model": {"norm_topk_prob": 1}}, "key 'norm_topk_prob' must be bool, got 1"),
-    ({"model": {"num_experts_per_tok": 9}}, "num_experts_per_tok=9 is invalid: must be <= n_routed_experts=8"),
-    ({"model": {"q_lora_rank": "none"}}, "key 'q_lora_rank' must be int or null"),
-    ({"model": []}, "key 'model' must be a dict"),
+    ({"sft": {"lr": "fast"}}, "sft: lr='fast': must be a number"),
+    ({"sft": {"steps": 1.5}}, "sft: steps=1.5: must be an integer"),
+    ({"model": {"norm_topk_prob": 1}}, "model: norm_topk_prob=1: must be true or false"),
+    ({"model": {"num_experts_per_tok": 9}}, "model: num_experts_per_tok=9: must be <= n_routed_experts=8"),
+    ({"model": {"n_group": 3}}, "model: n_group=3: must be a divisor of n_routed_experts=8"),
+    ({"model": {"q_lora_rank": "none"}}, "model: q_lora_rank='none': must be an integer or null"),
+    ({"model": []}, "r.yaml: model=\\[\\]: must be a mapping"),
+    ({"sft": {"split": "test"}}, "sft: split='test': must be one of train, sft, rl"),
 ])
 def test_recipe_errors_name_file_key_and_allowed(raw, message):
     with pytest.raises(ConfigError, match=message) as e:

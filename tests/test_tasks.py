@@ -5,8 +5,7 @@ import numpy as np
 import pytest
 
 from runtime.errors import TaskError
-from runtime.tasks import (DEFAULT_FAQ, FAMILIES, extract_answer, extract_thinking, family_of, faq_family, is_well_formed,
-                           load_faq, score, split_of)
+from runtime.tasks import DEFAULT_FAQ, FAMILIES, family_of, faq_family, load_faq, score, split_of
 
 CANONICAL = {
     "add": ("What is 47+38?", "85"), "sub": ("What is 82-47?", "35"), "mul": ("What is 23*7?", "161"),
@@ -73,29 +72,13 @@ def test_verifiers_against_adversarial_answers(q, good, bad):
     assert not fam.verify(q, None)
 
 
-@pytest.mark.parametrize("text, ok", [
-    ("<think>a</think><answer>1</answer>", True),
-    ("<think>\nmulti\nline</think><answer>1</answer>", True),
-    ("<think></think><answer>1</answer>", True),
-    ("<think>a</think><answer>1</answer> trailing", False),
-    ("<think>a</think><answer>1</answer><eos>", False),
-    ("<think>a</think><answer></answer>", False),
-    ("<answer>1</answer>", False),
-    ("<think>a<think>b</think></think><answer>1</answer>", False),
-    ("<think>a</think><answer>1</answer><answer>2</answer>", False),
-    ("<think>a</think><answer>1<answer>2</answer>", False),
-    ("x<think>a</think><answer>1</answer>", False),
-])
-def test_strict_format(text, ok):
-    assert is_well_formed(text) is ok
-
-
-def test_extraction_and_score():
+def test_score_judges_the_first_closed_answer():
     c = "<think>7+8=15</think><answer>85</answer><answer>99</answer>"
-    assert extract_answer(c) == "85" and extract_thinking(c) == "7+8=15" and extract_answer("no tags") is None
     s = score("What is 47+38?", c)
     assert s == {"correct": True, "well_formed": False, "answer": "85", "family": "add"}
     assert score("Who are you?", c)["correct"] is None
+    cut = score("What is 47+38?", "<think>7+8=15</think><answer>85")        # cut off: not judged
+    assert cut == {"correct": False, "well_formed": False, "answer": None, "family": "add"}
 
 
 @pytest.mark.parametrize("text, message", [

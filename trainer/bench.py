@@ -3,22 +3,33 @@
 Same config, same batch, same loss (completion-masked next-token CE), AdamW, one thread each,
 measured alternately in the same run; prints ms per step and the ratio.
     python -m trainer.bench [--batch 16] [--seq 96] [--repeat 5]
+
+One of three benchmarks, one per stage (runtime/bench.py says why): this one times training, in one process
+(the two engines alternate, so the machine's noise hits both), pinned to one thread before numpy loads.
 """
 import os
 import sys
 
+from runtime.bench import ONE_THREAD
+
 if os.environ.get("OPENBLAS_NUM_THREADS") != "1" and __name__ == "__main__":
-    os.environ.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    os.environ.update(ONE_THREAD)
     os.execv(sys.executable, [sys.executable, "-m", "trainer.bench", *sys.argv[1:]])
 
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from runtime.tokenizer import Tokenizer  # noqa: E402
+from trainer.config import ModelConfig  # noqa: E402
+from trainer.data import Mixture  # noqa: E402
+from trainer.hf import config_to_hf, to_hf_state_dict  # noqa: E402
+from trainer.model import BUFFER_SUFFIX, count_params, init_params, loss_and_grads  # noqa: E402
+from trainer.optim import AdamW, clip_grads  # noqa: E402
+from trainer.recipe import SFTConfig, load_recipe  # noqa: E402
+
 
 def ours_step(params, cfg, tokens, mask, opt):
-    from trainer.model import loss_and_grads
-    from trainer.optim import clip_grads
     loss, grads, _ = loss_and_grads(params, cfg, tokens, mask)
     clip_grads(grads, 1.0)
     opt.step(params, grads, 1e-3)
@@ -28,7 +39,6 @@ def ours_step(params, cfg, tokens, mask, opt):
 def torch_setup(params, cfg):
     import torch
     from transformers import DeepseekV3Config, DeepseekV3ForCausalLM
-    from trainer.hf import config_to_hf, to_hf_state_dict
     torch.set_num_threads(1)
     model = DeepseekV3ForCausalLM(DeepseekV3Config(**config_to_hf(cfg), attn_implementation="eager"))
     sd = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in to_hf_state_dict(params, cfg).items()}
@@ -54,12 +64,6 @@ def torch_step(model, opt, tokens, mask):
 
 
 def main(batch=16, seq=96, repeat=5, recipe=None):
-    from runtime.tokenizer import Tokenizer
-    from trainer.data import Mixture
-    from trainer.model import BUFFER_SUFFIX, count_params, init_params
-    from trainer.optim import AdamW
-    from trainer.recipe import SFTConfig, load_recipe
-    from trainer.config import ModelConfig
     cfg = load_recipe(recipe).model if recipe else ModelConfig()
     cfg.num_nextn_predict_layers = 0                     # transformers' model has no MTP module: same network
     tok = Tokenizer()

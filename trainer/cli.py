@@ -84,14 +84,15 @@ def eval_cmd(checkpoint, tasks, n, seed, no_extrapolation, as_json):
         if os.path.isfile(checkpoint):
             import runtime
             model = runtime.load(checkpoint)
-            params, cfg, tok, gen = None, ModelConfig.from_dict(model.config), model.tokenizer, runtime_generator(model)
+            params, cfg, tok = None, ModelConfig.from_dict(model.config), model.tokenizer
+            generator = runtime_generator(model)
         else:
             params, cfg, tok, _ = ck.load(checkpoint)
-            gen = None
+            generator = None
     except TinyR1Error as e:
         _fail(e)
     rows = evaluate(params, cfg, tok, families, n, seed, extrapolate=not no_extrapolation,
-                    progress=not as_json and sys.stderr.isatty(), generator=gen)
+                    progress=not as_json and sys.stderr.isatty(), generator=generator)
     click.echo(json.dumps(rows, indent=1) if as_json else format_table(rows))
 
 
@@ -126,6 +127,7 @@ def ask(questions, checkpoint, max_new_tokens):
               help="Take the model config from this recipe [default: the student defaults].")
 def bench_train(batch, seq, repeat, recipe):
     """One SFT step (forward + backward + AdamW), ours vs transformers' DeepseekV3 in torch, one thread."""
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    from runtime.bench import ONE_THREAD
+    env = dict(os.environ, **ONE_THREAD)
     args = ["--batch", str(batch), "--seq", str(seq), "--repeat", str(repeat)] + (["--recipe", recipe] if recipe else [])
     os.execve(sys.executable, [sys.executable, "-m", "trainer.bench", *args], env)  # threads fixed before numpy loads

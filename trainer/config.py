@@ -1,14 +1,12 @@
 """The model's hyperparameters: one flat dataclass with HuggingFace DeepseekV3Config field names.
 
-Defaults are the bundled ~1M-parameter student. Recipes override fields by name; see
-`trainer/recipe.py` for how unknown keys and wrong types are rejected.
+Defaults are the bundled ~1M-parameter student. Recipes override fields by name; unknown keys, wrong types
+and numbers outside MODEL_RANGES are rejected by the one config-checking rule, runtime/checks.py.
 """
-import math
-import numbers
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Optional
 
-from runtime.errors import ConfigError
+from runtime.checks import check_fields, check_range, check_ranges, invalid
 
 
 @dataclass
@@ -59,25 +57,25 @@ class ModelConfig:
     def validate(self, source="config"):
         check_ranges(self, MODEL_RANGES, source)
 
-        def need(cond, field, why):
+        def need(cond, field, valid):
             if not cond:
-                raise ConfigError(f"{source}: {field}={getattr(self, field)!r} is invalid: {why}")
-        need(self.qk_rope_head_dim % 2 == 0, "qk_rope_head_dim", "must be even (RoPE rotates pairs)")
-        need(self.num_experts_per_tok <= self.n_routed_experts, "num_experts_per_tok",
-             f"must be <= n_routed_experts={self.n_routed_experts}")
-        need(self.n_routed_experts % self.n_group == 0, "n_group",
-             f"must divide n_routed_experts={self.n_routed_experts}")
-        need(self.n_routed_experts // self.n_group >= 2 or self.n_group == 1, "n_group",
-             "each group needs >= 2 experts (group score = sum of its top-2)")
-        need(self.topk_group <= self.n_group, "topk_group", f"must be <= n_group={self.n_group}")
-        need(self.num_experts_per_tok <= self.topk_group * (self.n_routed_experts // self.n_group),
-             "num_experts_per_tok", "must fit in the experts of the kept groups")
+                raise invalid(source, field, getattr(self, field), valid)
+        E = self.n_routed_experts
+        need(self.qk_rope_head_dim % 2 == 0, "qk_rope_head_dim", "even (RoPE rotates pairs)")
+        need(self.num_experts_per_tok <= E, "num_experts_per_tok", f"<= n_routed_experts={E}")
+        need(E % self.n_group == 0, "n_group", f"a divisor of n_routed_experts={E}")
+        need(E // self.n_group >= 2 or self.n_group == 1, "n_group",
+             f"1 or at most n_routed_experts / 2 = {E // 2} (a group's score is the sum of its top 2 experts)")
+        need(self.topk_group <= self.n_group, "topk_group", f"<= n_group={self.n_group}")
+        need(self.num_experts_per_tok <= self.topk_group * (E // self.n_group), "num_experts_per_tok",
+             f"<= topk_group * n_routed_experts / n_group = {self.topk_group * (E // self.n_group)} "
+             f"(the experts of the kept groups)")
         need(self.first_k_dense_replace <= self.num_hidden_layers, "first_k_dense_replace",
-             f"must be <= num_hidden_layers={self.num_hidden_layers}")
+             f"<= num_hidden_layers={self.num_hidden_layers}")
         return self
 
 
-# Interval of every numeric field ("[1, inf)": >= 1); the rule of check_ranges below.
+# Interval of every numeric field ("[1, inf)": >= 1), checked by runtime.checks.check_ranges.
 MODEL_RANGES = {
     "vocab_size": "[1, inf)", "hidden_size": "[1, inf)", "intermediate_size": "[1, inf)",
     "moe_intermediate_size": "[1, inf)", "num_hidden_layers": "[1, inf)", "num_attention_heads": "[1, inf)",
@@ -90,88 +88,9 @@ MODEL_RANGES = {
 }
 
 
-def check_ranges(obj, ranges, source):
-    """Check every int or float field of dataclass `obj` against its interval in `ranges` (a field
-    missing from `ranges` is a KeyError: every number gets a range). None (an Optional off) passes."""
-    for f in fields(obj):
-        value = getattr(obj, f.name)
-        if value is not None and not isinstance(value, (bool, str, list, dict)):
-            check_number(value, ranges[f.name], source, f.name)
-
-
-def check_number(value, interval, source, key):
-    """Raise ConfigError unless `value` is a finite number in `interval`, written "(0, 1]", "[1, inf)"...
-
-    The message names the source (the recipe file and section), the key, the value and the interval."""
-    lo_bracket, lo, hi, hi_bracket = interval[0], *map(float, interval[1:-1].split(",")), interval[-1]
-    integer = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    ok = ((integer or real and math.isfinite(value))                  # a huge int would overflow isfinite
-          and (lo <= value if lo_bracket == "[" else lo < value)
-          and (value <= hi if hi_bracket == "]" else value < hi))
-    if not ok:
-        kind = "an integer" if integer else "a finite number"
-        raise ConfigError(f"{source}: {key}={value!r} is invalid: must be {kind} {describe(interval)}".rstrip())
-
-
-def describe(interval):
-    """"[1, inf)" -> ">= 1"; "(0, 1]" -> "in (0, 1]"; "(-inf, inf)" -> ""."""
-    lo, hi = (x.strip() for x in interval[1:-1].split(","))
-    if (lo, hi) == ("-inf", "inf"):
-        return ""
-    if hi == "inf":
-        return f"{'>=' if interval[0] == '[' else '>'} {lo}"
-    return f"in {interval}"
-
-
 def check_weights(weights, source, key, interval="[0, inf)"):
     """A {name: weight} mapping (family or reward weights): each weight a finite number in `interval`.
     -> the sum of the weights."""
     for name, w in weights.items():
-        check_number(w, interval, source, f"{key}.{name}")
+        check_range(w, interval, source, f"{key}.{name}")
     return float(sum(weights.values()))
-
-
-def check_fields(cls, d, source):
-    """Return `d` if every key is a field of dataclass `cls` with a value of the field's type.
-
-    Raises ConfigError naming the source, the key, and the allowed keys or the expected type.
-    """
-    if not isinstance(d, dict):
-        raise ConfigError(f"{source}: expected a mapping of {cls.__name__} fields, got {type(d).__name__}")
-    known = {f.name: f for f in fields(cls)}
-    out = {}
-    for key, value in d.items():
-        if key not in known:
-            raise ConfigError(f"{source}: unknown key {key!r}; allowed keys: {', '.join(sorted(known))}")
-        out[key] = coerce(value, known[key], source)
-    return out
-
-
-def coerce(value, field, source):
-    """Check `value` against the field's default type; ints are accepted for floats."""
-    if field.default is not MISSING:
-        default = field.default
-    elif field.default_factory is not MISSING:
-        default = field.default_factory()
-    else:
-        default = None
-    name = field.name
-    optional = default is None
-    if value is None and optional:
-        return None
-    want = type(default) if default is not None else _optional_inner(field.type)
-    if want is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if want is not None and (not isinstance(value, want) or (want is int and isinstance(value, bool))):
-        raise ConfigError(f"{source}: key {name!r} must be {want.__name__}"
-                          f"{' or null' if optional else ''}, got {value!r} ({type(value).__name__})")
-    return value
-
-
-def _optional_inner(tp):
-    """The X of Optional[X] (dataclass field types may be strings or typing objects)."""
-    for t in (int, float, str, bool, list, dict):
-        if t.__name__ in str(tp):
-            return t
-    return None

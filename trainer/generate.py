@@ -2,9 +2,12 @@
 
 Prompts in one call must have the same length (callers bucket by length), so every row shares
 positions and no padding mask is needed. Rows stop independently at `</answer>` or `<eos>`.
+Tokens are chosen by the runtime's sampler (runtime.generate.sample_rows): one prompt with a seed gives the
+text that the compiled model gives on the Pi with that seed (tests/test_sampler.py).
 """
 import numpy as np
 
+from runtime.generate import sample_rows
 from trainer.model import forward, head_forward
 
 
@@ -22,24 +25,10 @@ def step_logits(params, cfg, ids, kv, pos):
     return out
 
 
-def sample_next(logits, rng, temperature, top_k=None):
-    """logits (B, V) -> (B,) ids; greedy when temperature == 0."""
-    if temperature == 0:
-        return logits.argmax(-1)
-    z = logits.astype(np.float64) / temperature
-    if top_k is not None and top_k < z.shape[-1]:
-        kth = np.partition(z, -top_k, axis=-1)[:, -top_k][:, None]
-        z = np.where(z < kth, -np.inf, z)
-    z -= z.max(-1, keepdims=True)
-    prob = np.exp(z)
-    prob /= prob.sum(-1, keepdims=True)
-    u = rng.random((len(z), 1))
-    return np.minimum((prob.cumsum(-1) < u).sum(-1), z.shape[-1] - 1)
-
-
-def generate(params, cfg, tok, prompts, max_new_tokens, temperature=0.0, seed=0, top_k=None):
+def generate(params, cfg, tok, prompts, max_new_tokens, temperature=0.0, seed=0, top_k=None, top_p=None):
     """prompts: list of id lists, all the same length. Returns a list of completion id lists
-    (through the stop token, which is included)."""
+    (through the stop token, which is included). Every step draws one number per row from
+    default_rng(seed), finished rows included, so a row's tokens depend on its place in the batch."""
     B, T0 = len(prompts), len(prompts[0])
     if any(len(p) != T0 for p in prompts):
         raise ValueError("generate() needs prompts of equal length; bucket them by length first")
@@ -52,7 +41,7 @@ def generate(params, cfg, tok, prompts, max_new_tokens, temperature=0.0, seed=0,
     done = np.zeros(B, bool)
     n = 0
     for pos in range(T0, S):
-        nxt = sample_next(logits, rng, temperature, top_k)
+        nxt = sample_rows(logits, rng, temperature, top_k, top_p)
         nxt = np.where(done, tok.pad_id, nxt)
         out[:, n] = nxt
         n += 1
@@ -68,8 +57,10 @@ def generate(params, cfg, tok, prompts, max_new_tokens, temperature=0.0, seed=0,
     return result
 
 
-def generate_texts(params, cfg, tok, questions, max_new_tokens, temperature=0.0, seed=0, batch_size=64):
-    """Questions -> completion texts (special tokens kept, <eos> dropped), batched by prompt length."""
+def generate_texts(params, cfg, tok, questions, max_new_tokens, temperature=0.0, seed=0, batch_size=64, top_k=None,
+                   top_p=None):
+    """Questions -> completion texts (special tokens kept, <eos> dropped), batched by prompt length; the
+    first batch samples with `seed` itself."""
     prompts = [[tok.bos_id] + tok.encode(q) for q in questions]
     texts = [None] * len(questions)
     by_len = {}
@@ -79,7 +70,7 @@ def generate_texts(params, cfg, tok, questions, max_new_tokens, temperature=0.0,
         for j in range(0, len(rows), batch_size):
             chunk = rows[j:j + batch_size]
             outs = generate(params, cfg, tok, [prompts[i] for i in chunk], max_new_tokens, temperature,
-                            seed=seed + 7919 * n_bucket + j)
+                            seed=seed + 7919 * n_bucket + j, top_k=top_k, top_p=top_p)
             for i, ids in zip(chunk, outs):
                 texts[i] = tok.decode([t for t in ids if t != tok.eos_id])
     return texts

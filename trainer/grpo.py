@@ -26,7 +26,7 @@ from trainer.generate import generate
 from trainer.model import BUFFER_SUFFIX, token_logprobs
 from trainer.optim import AdamW, clip_grads, lr_at
 from trainer.rewards import accuracy_reward, format_reward, resolve, score_all
-from trainer.sft import load_ratio, make_bar, stop_if_diverged, update_balance_bias
+from trainer.sft import load_ratio, make_bar, stop_if_diverged, truncate_metrics, update_balance_bias
 from trainer.tasks import FAMILIES, make_example
 
 
@@ -157,7 +157,6 @@ def run_grpo(gc, out_dir, name="grpo", resume=False, progress=True, max_steps=No
         opt = AdamW(params, trainable, gc.beta1, gc.beta2, weight_decay=gc.weight_decay)
         opt.load_state(optim, info["optim_step"])
         start, elapsed0 = info["step"], info.get("train_seconds", 0.0)
-        from trainer.sft import truncate_metrics
         truncate_metrics(metrics_path, start)
     elif os.path.exists(metrics_path):
         os.remove(metrics_path)

@@ -87,7 +87,7 @@ def moe_backward(dy, cache, p, prefix, cfg, grads, aux_alpha=0.0):
         dx += dxs
         for n, g in zip(names, dWs):
             add_grad(grads, n, g)
-    # through w = rsf * w_raw / denom to the chosen scores
+    # through w = routed_scaling_factor * w_raw / denom to the chosen scores
     dw = dw * cfg.routed_scaling_factor
     if cfg.norm_topk_prob:
         dw = dw / denom - (dw * w_raw).sum(-1, keepdims=True) / denom ** 2

@@ -18,72 +18,20 @@ A stage is an SFT (`sft:`, with `model:` unless `sft.init`), a GRPO (`grpo:`) or
 (`rejection:`) stage. In `init`, `teacher` and `datasets`, the name of an earlier stage stands for its
 output (final checkpoint, or traces.jsonl). `--resume` skips finished stages and resumes the first
 unfinished one at its last checkpoint; `pipeline.json` records each stage's output and wall time
-(the checkpoints' `train_seconds` add up the compute across resumes).
+(the checkpoints' `train_seconds` add up the compute across resumes). trainer/recipe.py parses the stages.
 """
 import dataclasses
 import json
 import os
 import time
 
-from runtime.errors import ConfigError
+from runtime.tasks import FAMILIES
 from trainer import checkpoint
-from trainer.config import check_fields
-from trainer.rejection import RejectionConfig, check_rejection
-
-STAGE_KEYS = {"name": str, "description": str, "model": dict, "sft": dict, "grpo": dict, "rejection": dict}
-
-
-@dataclasses.dataclass
-class Stage:
-    name: str
-    kind: str                      # sft | grpo | rejection
-    description: str = ""
-    recipe: object = None          # trainer.recipe.Recipe for sft and grpo stages
-    rejection: RejectionConfig = None
-
-
-def load_stages(raw_stages, path):
-    """Validate a `stages:` list -> [Stage]; references must name earlier stages or existing paths."""
-    from trainer.recipe import recipe_from_dict
-    if not isinstance(raw_stages, list) or not raw_stages:
-        raise ConfigError(f"{path}: stages must be a non-empty list")
-    stages = []
-    for i, raw in enumerate(raw_stages):
-        where = f"{path}: stages[{i}]"
-        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
-            raise ConfigError(f"{where}: each stage is a mapping with a 'name'")
-        where = f"{where} ({raw['name']})"
-        for key, value in raw.items():
-            if key not in STAGE_KEYS:
-                raise ConfigError(f"{where}: unknown key {key!r}; allowed keys: {', '.join(STAGE_KEYS)}")
-            if not isinstance(value, STAGE_KEYS[key]):
-                raise ConfigError(f"{where}: key {key!r} must be a {STAGE_KEYS[key].__name__}, got {value!r}")
-        kinds = [k for k in ("sft", "grpo", "rejection") if k in raw]
-        if len(kinds) != 1:
-            raise ConfigError(f"{where}: a stage has exactly one of sft, grpo, rejection; got {kinds or 'none'}")
-        if raw["name"] in {s.name for s in stages}:
-            raise ConfigError(f"{where}: duplicate stage name {raw['name']!r}")
-        kind = kinds[0]
-        if kind == "rejection":
-            rc = RejectionConfig(**check_fields(RejectionConfig, raw["rejection"], f"{where}: rejection"))
-            check_rejection(rc, f"{where}: rejection")
-            st = Stage(raw["name"], kind, raw.get("description", ""), rejection=rc)
-        else:
-            body = {k: v for k, v in raw.items() if k in ("name", "model", "sft", "grpo")}
-            st = Stage(raw["name"], kind, raw.get("description", ""), recipe=recipe_from_dict(body, where))
-        for ref in references(st):
-            if ref and "/" not in ref and ref not in {s.name for s in stages}:
-                raise ConfigError(f"{where}: {ref!r} is neither an earlier stage nor a path")
-        stages.append(st)
-    return stages
-
-
-def references(st):
-    if st.kind == "rejection":
-        return [st.rejection.init]
-    if st.kind == "grpo":
-        return [st.recipe.grpo.init]
-    return [st.recipe.sft.init, st.recipe.sft.teacher, *st.recipe.sft.datasets]
+from trainer.evaluate import evaluate, format_table
+from trainer.grpo import run_grpo
+from trainer.recipe import references
+from trainer.rejection import run_rejection
+from trainer.sft import run_sft
 
 
 def stage_done(st, d):
@@ -98,9 +46,6 @@ def stage_done(st, d):
 
 
 def run_pipeline(recipe, out_dir, resume=False, progress=True, log=print):
-    from trainer.grpo import run_grpo
-    from trainer.rejection import run_rejection
-    from trainer.sft import run_sft
     os.makedirs(out_dir, exist_ok=True)
     record_path = os.path.join(out_dir, "pipeline.json")
     record = json.load(open(record_path)) if resume and os.path.exists(record_path) else {}
@@ -139,7 +84,6 @@ def run_pipeline(recipe, out_dir, resume=False, progress=True, log=print):
 
 
 def evaluate_stage(ckpt, d, ev, log):
-    from trainer.evaluate import evaluate, format_table
     params, cfg, tok, _ = checkpoint.load(ckpt)
     t0 = time.time()
     rows = evaluate(params, cfg, tok, None, ev.get("n", 200), ev.get("seed", 0), extrapolate=False)
@@ -150,7 +94,6 @@ def evaluate_stage(ckpt, d, ev, log):
 def results_table(recipe, out_dir):
     """Markdown: one row per evaluated stage with held-out accuracy per family, format rate, and
     minutes of compute (the stage's own, and with every stage it builds on, each counted once)."""
-    from runtime.tasks import FAMILIES
     names = {s.name: s for s in recipe.stages}
     with open(os.path.join(out_dir, "pipeline.json")) as f:
         record = json.load(f)

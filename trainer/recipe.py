@@ -6,19 +6,22 @@ model: {hidden_size: 128}        # ModelConfig fields (trainer/config.py)
 sft: {steps: 3000}               # SFTConfig fields below
 ```
 A GRPO recipe has a `grpo:` section (GRPOConfig fields, trainer/grpo.py) instead of `model` and `sft`;
-the model comes from the checkpoint named by `grpo.init`.
-Unknown keys and wrong types are errors naming the file, the key and the allowed keys; so is a number
-outside its interval (SFT_RANGES below, GRPO_RANGES, MODEL_RANGES), NaN and inf included, naming the
-file, the section, the key, the value and the interval.
+the model comes from the checkpoint named by `grpo.init`. A pipeline recipe has `stages:` (each an SFT,
+GRPO or rejection-sampling recipe of its own, parsed here; trainer/pipeline.py runs them).
+Unknown keys, wrong types and numbers outside their interval (SFT_RANGES below, GRPO_RANGES, MODEL_RANGES,
+REJECTION_RANGES), NaN and inf included, are errors by the one config-checking rule (runtime/checks.py)
+naming the file, the section, the key, the value and what would be valid.
 """
 from dataclasses import dataclass, field
 
 import yaml
 
+from runtime.checks import check_fields, check_known, check_one_of, check_range, check_ranges, check_type, invalid
 from runtime.errors import ConfigError
-from trainer.config import ModelConfig, check_fields, check_ranges, check_weights
+from trainer.config import ModelConfig, check_weights
 from trainer.data import check_families
 from trainer.grpo import GRPO_RANGES, GRPOConfig
+from trainer.rejection import RejectionConfig, check_rejection
 
 
 @dataclass
@@ -72,8 +75,20 @@ class Recipe:
     eval: dict = None                 # pipelines: {n, seed} of the held-out eval after each stage
 
 
+@dataclass
+class Stage:
+    """One stage of a pipeline recipe."""
+    name: str
+    kind: str                      # sft | grpo | rejection
+    description: str = ""
+    recipe: Recipe = None          # sft and grpo stages
+    rejection: RejectionConfig = None
+
+
 TOP_KEYS = {"name": str, "description": str, "model": dict, "sft": dict, "grpo": dict, "stages": list,
             "eval": dict}
+STAGE_KEYS = {"name": str, "description": str, "model": dict, "sft": dict, "grpo": dict, "rejection": dict}
+EVAL_RANGES = {"n": "[1, inf)", "seed": "[0, inf)"}
 
 
 def load_recipe(path):
@@ -87,25 +102,27 @@ def load_recipe(path):
     return recipe_from_dict(raw, path)
 
 
+def check_keys(raw, types, where):
+    """A mapping's keys known and each value of its type ({key: type})."""
+    check_known(raw, types, where)
+    for key, value in raw.items():
+        check_type(value, types[key], where, key)
+
+
 def recipe_from_dict(raw, path="<recipe>"):
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a recipe is a mapping with keys {', '.join(TOP_KEYS)}")
-    for key, value in raw.items():
-        if key not in TOP_KEYS:
-            raise ConfigError(f"{path}: unknown key {key!r}; allowed keys: {', '.join(TOP_KEYS)}")
-        if not isinstance(value, TOP_KEYS[key]):
-            raise ConfigError(f"{path}: key {key!r} must be a {TOP_KEYS[key].__name__}, got {value!r}")
+    check_keys(raw, TOP_KEYS, path)
     name = raw.get("name") or path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
     if "stages" in raw or "eval" in raw:
-        from trainer.pipeline import load_stages
         extra = [k for k in raw if k not in ("name", "description", "stages", "eval")]
         if extra or "stages" not in raw:
             raise ConfigError(f"{path}: a pipeline recipe has name, description, eval and stages only; "
                               f"got {', '.join(extra) or 'no stages'}")
         ev = raw.get("eval") or {}
+        check_known(ev, EVAL_RANGES, f"{path}: eval")
         for k, v in ev.items():
-            if k not in ("n", "seed") or not isinstance(v, int) or isinstance(v, bool) or v < (k == "n"):
-                raise ConfigError(f"{path}: eval: {k}: {v!r}; allowed keys: n (>= 1), seed (>= 0), integers")
+            check_range(v, EVAL_RANGES[k], f"{path}: eval", k, integer=True)
         return Recipe(name=name, model=None, sft=None, path=path, raw=raw, stages=load_stages(raw["stages"], path),
                       eval=ev or None)
     if "grpo" in raw:
@@ -126,11 +143,10 @@ def recipe_from_dict(raw, path="<recipe>"):
 def check_sft(s, source):
     check_ranges(s, SFT_RANGES, source)
     check_schedule(s, source)
-    if s.split not in ("train", "sft", "rl"):
-        raise ConfigError(f"{source}: split must be train, sft or rl; got {s.split!r}")
+    check_one_of(s.split, ("train", "sft", "rl"), source, "split")
     for i, d in enumerate(s.datasets):
         if not isinstance(d, str) or not d:
-            raise ConfigError(f"{source}: datasets[{i}]={d!r} is invalid: must be a JSONL path or a stage name")
+            raise invalid(source, f"datasets[{i}]", d, "a JSONL path or a stage name")
     families = check_families(s.families, source)
     if s.datasets and s.dataset_weight == 0:
         raise ConfigError(f"{source}: dataset_weight=0 would never sample datasets {s.datasets}; "
@@ -143,8 +159,7 @@ def check_sft(s, source):
 def check_grpo(g, source):
     check_ranges(g, GRPO_RANGES, source)
     check_schedule(g, source)
-    if g.split not in ("train", "rl"):
-        raise ConfigError(f"{source}: split must be train or rl, got {g.split!r}")
+    check_one_of(g.split, ("train", "rl"), source, "split")
     if check_families(g.families, source) == 0:
         raise ConfigError(f"{source}: families: every weight is 0; give a family a weight > 0")
     check_weights(g.rewards, source, "rewards", "(-inf, inf)")
@@ -153,4 +168,44 @@ def check_grpo(g, source):
 def check_schedule(c, source):
     """The cosine schedule decays from lr to min_lr; a floor above the peak is a typo."""
     if c.min_lr > c.lr:
-        raise ConfigError(f"{source}: min_lr={c.min_lr!r} is invalid: must be <= lr={c.lr!r}")
+        raise invalid(source, "min_lr", c.min_lr, f"<= lr={c.lr!r}")
+
+
+def load_stages(raw_stages, path):
+    """Validate a `stages:` list -> [Stage]; references must name earlier stages or existing paths."""
+    if not isinstance(raw_stages, list) or not raw_stages:
+        raise ConfigError(f"{path}: stages must be a non-empty list")
+    stages = []
+    for i, raw in enumerate(raw_stages):
+        where = f"{path}: stages[{i}]"
+        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+            raise ConfigError(f"{where}: each stage is a mapping with a 'name'")
+        where = f"{where} ({raw['name']})"
+        check_keys(raw, STAGE_KEYS, where)
+        kinds = [k for k in ("sft", "grpo", "rejection") if k in raw]
+        if len(kinds) != 1:
+            raise ConfigError(f"{where}: a stage has exactly one of sft, grpo, rejection; got {kinds or 'none'}")
+        if raw["name"] in {s.name for s in stages}:
+            raise ConfigError(f"{where}: duplicate stage name {raw['name']!r}")
+        kind = kinds[0]
+        if kind == "rejection":
+            rc = RejectionConfig(**check_fields(RejectionConfig, raw["rejection"], f"{where}: rejection"))
+            check_rejection(rc, f"{where}: rejection")
+            st = Stage(raw["name"], kind, raw.get("description", ""), rejection=rc)
+        else:
+            body = {k: v for k, v in raw.items() if k in ("name", "model", "sft", "grpo")}
+            st = Stage(raw["name"], kind, raw.get("description", ""), recipe=recipe_from_dict(body, where))
+        for ref in references(st):
+            if ref and "/" not in ref and ref not in {s.name for s in stages}:
+                raise ConfigError(f"{where}: {ref!r} is neither an earlier stage nor a path")
+        stages.append(st)
+    return stages
+
+
+def references(st):
+    """The stage names or paths a stage reads: its init, teacher and datasets."""
+    if st.kind == "rejection":
+        return [st.rejection.init]
+    if st.kind == "grpo":
+        return [st.recipe.grpo.init]
+    return [st.recipe.sft.init, st.recipe.sft.teacher, *st.recipe.sft.datasets]

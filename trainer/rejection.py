@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from runtime.checks import check_one_of, check_ranges
+from runtime.completion import parse
 from runtime.errors import ConfigError, DatasetError
-from runtime.tasks import extract_answer, extract_thinking, family_of
+from runtime.tasks import family_of
 from runtime.tokenizer import Tokenizer
 from trainer import checkpoint
-from trainer.config import check_ranges
 from trainer.data import check_families
 from trainer.grpo import rollout, sample_questions
 from trainer.rewards import accuracy_reward, format_reward
@@ -49,8 +50,7 @@ def check_rejection(rc, source):
     check_ranges(rc, REJECTION_RANGES, source)
     if check_families(rc.families, source) == 0:
         raise ConfigError(f"{source}: families: every weight is 0; give a family a weight > 0")
-    if rc.split not in ("train", "rl"):
-        raise ConfigError(f"{source}: split must be train or rl, got {rc.split!r}")
+    check_one_of(rc.split, ("train", "rl"), source, "split")
 
 
 def run_rejection(rc, out_dir, progress=True, source="rejection"):
@@ -100,7 +100,8 @@ def finish(out_dir, n_chunks):
                 n["correct"] += ok_answer
                 if not (ok_format and ok_answer):
                     continue
-                row = {"question": q, "reasoning": extract_thinking(text), "answer": extract_answer(text)}
+                c = parse(text)                 # well-formed: thinking and answer are whole blocks
+                row = {"question": q, "reasoning": c.thinking, "answer": c.answer}
                 try:                            # e.g. a sampled <pad> inside the thinking: the loader refuses it
                     for key in ("reasoning", "answer"):
                         check_plain(tok, row[key], key)

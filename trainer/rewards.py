@@ -10,24 +10,24 @@ adds a user's own reward function with the same signature.
 import importlib
 import math
 
+from runtime.checks import check_range
+from runtime.completion import parse
 from runtime.errors import ConfigError
-from runtime.tasks import family_of, is_well_formed
-from runtime.tasks.base import ANSWER_RE
-from trainer.config import check_number
+from runtime.tasks import family_of
 
 
 def accuracy_reward(question, completion):
     """1.0 when the verifier accepts the answer. More than one <answer> block scores 0: a policy
     must not be paid for listing several guesses."""
-    blocks = ANSWER_RE.findall(completion or "")
+    c = parse(completion)
     fam = family_of(question)
-    if len(blocks) != 1 or fam is None:
+    if c.answers != 1 or fam is None:
         return 0.0
-    return 1.0 if fam.verify(question, blocks[0]) else 0.0
+    return 1.0 if fam.verify(question, c.final_answer) else 0.0
 
 
 def format_reward(question, completion):
-    return 1.0 if is_well_formed(completion) else 0.0
+    return 1.0 if parse(completion).well_formed else 0.0
 
 
 REWARDS = {"accuracy": accuracy_reward, "format": format_reward}
@@ -48,7 +48,7 @@ def resolve(weights, source="grpo.rewards"):
         else:
             raise ConfigError(f"{source}: unknown reward {name!r}; built in: {', '.join(REWARDS)}, "
                               f"or 'package.module:function'")
-        check_number(w, "(-inf, inf)", source, name)
+        check_range(w, "(-inf, inf)", source, name)
         out.append((name, fn, float(w)))
     return out
 

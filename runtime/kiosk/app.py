@@ -19,9 +19,11 @@ from functools import partial
 
 import numpy as np
 
+from runtime.generate import SEED_MAX
 from runtime.kiosk.display import TerminalDisplay
 from runtime.kiosk.layout import View, layout, page_count, split_completion
 from runtime.kiosk.service import Watchdog, sd_notify
+from runtime.tasks import FAMILIES, score
 
 log = logging.getLogger("tinyr1.kiosk")
 
@@ -43,7 +45,6 @@ class Kiosk:
                  on_frame=None, env=None):
         """`open_display()` makes a fresh display (used to retry after a failure); `on_frame(image, view)`
         sees every drawn frame (the simulator records them)."""
-        from runtime.tasks import FAMILIES
         self.cfg, self.model, self.display, self.clock = cfg, model, display, clock
         self.open_display, self.on_frame, self.env = open_display, on_frame, env
         self.families = FAMILIES
@@ -248,8 +249,6 @@ class Kiosk:
 
     def _answer(self, job):
         """Stream one answer onto the display -> the next thing to do (a Job, "stop" or None)."""
-        from runtime.generate import SEED_MAX
-        from runtime.tasks import score
         self.stats["accepted"] += 1
         self.presses += 1
         b, g = self.cfg.buttons[job.button], self.cfg.generation
@@ -261,11 +260,11 @@ class Kiosk:
         self._draw(final=True)                       # the question appears at once
         stats, text, first, nxt = {}, "", None, None
         try:
-            gen = self.model.generate(question, max_new_tokens=g.max_new_tokens, temperature=g.temperature,
-                                      top_k=g.top_k, top_p=g.top_p, seed=(g.seed + self.presses) % (SEED_MAX + 1),
-                                      stats=stats)
+            pieces = self.model.generate(question, max_new_tokens=g.max_new_tokens, temperature=g.temperature,
+                                         top_k=g.top_k, top_p=g.top_p, seed=(g.seed + self.presses) % (SEED_MAX + 1),
+                                         stats=stats)
             try:
-                for piece in gen:
+                for piece in pieces:
                     text += piece
                     v.thinking, ans = split_completion(text)
                     v.answer, v.status = (ans, "answering") if ans is not None else ("", "thinking")
@@ -279,7 +278,7 @@ class Kiosk:
                     if nxt is not None:
                         break
             finally:
-                gen.close()
+                pieces.close()
         except Exception as e:                       # shown and logged; the kiosk keeps running
             self.stats["errors"] += 1
             log.exception("generation failed for %r", question)

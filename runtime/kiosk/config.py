@@ -10,22 +10,27 @@ buttons:
 led: {pin: 12}
 ```
 Every key is checked: an unknown key, a wrong type or a bad value is a `ConfigError` naming the file, the
-key path (`buttons[1].pin`) and the value (cut short by `yamlfile.quote`), and saying what would be valid.
+key path (`buttons[1].pin`) and the value (cut short by `checks.quote`), and saying what would be valid, in
+the wording of every other configuration (runtime/checks.py: `kiosk.yaml: queue_size=0: must be ...`).
 The file itself is read defensively (`yamlfile.read_yaml`): bounded size, strict UTF-8, no YAML anchors or
 aliases, no duplicate keys, bounded nesting. `check_model` adds the checks that need the model
 file (missing, incompatible, questions its tokenizer cannot encode).
 """
 import os
 import re
-import typing
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Optional
 
+from runtime.checks import check_fields, check_one_of, check_range, invalid, quote
 from runtime.errors import ConfigError, GenerationError, ModelFormatError, TokenizerError
-from runtime.kiosk.yamlfile import QUOTE_CHARS, cut, quote, read_yaml
+from runtime.generate import check_options
+from runtime.kiosk.display import check_display
+from runtime.kiosk.yamlfile import cut, read_yaml
+from runtime.model import load
+from runtime.tasks import FAMILIES
 
 BOARDS = ("pi4", "pi5", "pizero2w")
-GPIO_PINS = range(2, 28)                  # BCM numbers on the 40-pin header
+GPIO_PINS = "[2, 27]"                     # BCM numbers on the 40-pin header
 I2C_PINS = (2, 3)                         # SDA, SCL of I2C bus 1
 HOLD_ACTIONS = ("none", "toggle_thinking", "next_page", "cancel")
 THINKING_MODES = ("full", "collapsed", "hidden")
@@ -107,6 +112,14 @@ class KioskConfig:
             return 0.1 if d.i2c_khz < 400 else 0.05
         return 0.05
 
+    def beside(self, p):
+        """A path written in this file: relative paths are relative to the file."""
+        return p if os.path.isabs(p) else os.path.join(os.path.dirname(os.path.abspath(self.path or ".")), p)
+
+    def font_path(self):
+        """The display's font file, or None for Pillow's bitmap font."""
+        return None if self.display.font is None else self.beside(self.display.font)
+
 
 DISPLAY_TYPES = ("ssd1306", "sh1106", "hd44780", "hdmi", "terminal")
 I2C_DISPLAYS = ("ssd1306", "sh1106", "hd44780")
@@ -119,102 +132,63 @@ def load_config(path, model_override=None):
     if model_override:
         cfg.model = os.path.abspath(model_override)
     elif not os.path.isabs(cfg.model):
-        cfg.model = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), cfg.model))
+        cfg.model = os.path.normpath(cfg.beside(cfg.model))
     return cfg
 
 
 def config_from_dict(raw, path="<config>"):
+    """A parsed kiosk YAML -> KioskConfig, every section checked by runtime/checks.py's check_fields (known
+    keys, required keys, types) and every value by `check`."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a kiosk config is a mapping with keys {', '.join(sorted(TOP_KEYS))}; "
                           f"got {type(raw).__name__}")
-    for key in ("board", "model", "display", "buttons"):
-        if key not in raw:
-            raise ConfigError(f"{path}: missing key {key!r} (required: board, model, display, buttons)")
-    top = _fields(KioskConfig, raw, path, "", skip=("display", "buttons", "led", "generation"))
-    display = DisplayConfig(**_fields(DisplayConfig, raw["display"], path, "display"))
+    top = check_fields(KioskConfig, raw, path, skip=("display", "buttons", "led", "generation"), internal=("path",))
+    display = DisplayConfig(**check_fields(DisplayConfig, raw["display"], path, "display."))
     if not isinstance(raw["buttons"], list) or not raw["buttons"]:
-        raise ConfigError(f"{path}: buttons: a non-empty list of {{pin, label, question or task}}; "
-                          f"got {quote(raw['buttons'])}")
-    buttons = [ButtonConfig(**_fields(ButtonConfig, b, path, f"buttons[{i}]")) for i, b in enumerate(raw["buttons"])]
-    led = LedConfig(**_fields(LedConfig, raw["led"], path, "led")) if raw.get("led") is not None else None
-    gen = GenerationConfig(**_fields(GenerationConfig, raw.get("generation") or {}, path, "generation"))
-    cfg = KioskConfig(display=display, buttons=buttons, led=led, generation=gen, path=path, **top)
+        raise invalid(path, "buttons", raw["buttons"], "a non-empty list of {pin, label, question or task}")
+    buttons = [ButtonConfig(**check_fields(ButtonConfig, b, path, f"buttons[{i}]."))
+               for i, b in enumerate(raw["buttons"])]
+    led = LedConfig(**check_fields(LedConfig, raw["led"], path, "led.")) if raw.get("led") is not None else None
+    generation = GenerationConfig(**check_fields(GenerationConfig, raw.get("generation") or {}, path, "generation."))
+    cfg = KioskConfig(display=display, buttons=buttons, led=led, generation=generation, path=path, **top)
     check(cfg)
     return cfg
-
-
-def _fields(cls, raw, path, where, skip=()):
-    """Check a mapping against a dataclass: known keys, required keys present, types -> kwargs."""
-    prefix = f"{where}." if where else ""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: {where}: expected a mapping, got {quote(raw)}")
-    known = {f.name: f for f in fields(cls) if f.name != "path"}
-    for key in raw:
-        if key not in known:
-            name = key if isinstance(key, str) and key.isprintable() and len(key) <= QUOTE_CHARS else quote(key)
-            raise ConfigError(f"{path}: {prefix}{name}: unknown key; allowed keys: {', '.join(known)}")
-    out = {}
-    for name, f in known.items():
-        if name in skip:
-            continue
-        if name not in raw:
-            if f.default is MISSING and f.default_factory is MISSING:
-                raise ConfigError(f"{path}: {prefix}{name}: missing (required in {where or 'the file'})")
-            continue
-        out[name] = _typed(raw[name], f.type, path, f"{prefix}{name}")
-    return out
-
-
-def _typed(value, tp, path, key):
-    """Check one scalar against its field type (int, float, str, bool or Optional of one)."""
-    optional = typing.get_origin(tp) is typing.Union and type(None) in typing.get_args(tp)
-    if optional:
-        if value is None:
-            return None
-        tp = next(t for t in typing.get_args(tp) if t is not type(None))
-    if tp not in (int, float, str, bool):                # lists are checked by their own code
-        return value
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
-        raise ConfigError(f"{path}: {key}: expected {tp.__name__}{' or null' if optional else ''}, "
-                          f"got {quote(value)}")
-    return value
 
 
 def check(cfg):
     """Value checks that need no model file (the display's sizes and font: display.check_display)."""
     p = cfg.path
-    _one_of(p, "board", cfg.board, BOARDS)
+    check_one_of(cfg.board, BOARDS, p, "board")
     if not cfg.model.strip():
         raise ConfigError(f"{p}: model: empty; give the compiled model's path, e.g. ../build/student.msgpack")
-    _one_of(p, "busy", cfg.busy, ("cancel", "queue"))
-    _one_of(p, "log_level", cfg.log_level.upper(), ("DEBUG", "INFO", "WARNING", "ERROR"))
+    check_one_of(cfg.busy, ("cancel", "queue"), p, "busy")
+    check_one_of(cfg.log_level.upper(), ("DEBUG", "INFO", "WARNING", "ERROR"), p, "log_level")
     d = cfg.display
-    _one_of(p, "display.type", d.type, DISPLAY_TYPES)
-    _one_of(p, "display.thinking", d.thinking, THINKING_MODES)
-    _one_of(p, "display.i2c_khz", d.i2c_khz, (100, 400, 1000))
-    _one_of(p, "display.rotate", d.rotate, (0, 1, 2, 3))
+    check_one_of(d.type, DISPLAY_TYPES, p, "display.type")
+    check_one_of(d.thinking, THINKING_MODES, p, "display.thinking")
+    check_one_of(d.i2c_khz, (100, 400, 1000), p, "display.i2c_khz")
+    check_one_of(d.rotate, (0, 1, 2, 3), p, "display.rotate")
     if d.rotate and d.type not in ("ssd1306", "sh1106"):
         raise ConfigError(f"{p}: display.rotate: {d.rotate}: only the ssd1306 and sh1106 drivers rotate; for "
                           f"{d.type} use 0 (rotate an HDMI screen in the OS)")
     for key in ("width", "height"):
-        _in_range(p, f"display.{key}", getattr(d, key), 1, 4096, optional=True)
-    _in_range(p, "display.i2c_port", d.i2c_port, 0, 255)
-    if d.i2c_address is not None and not 0x03 <= d.i2c_address <= 0x77:
-        raise ConfigError(f"{p}: display.i2c_address: {d.i2c_address:#x} is not a 7-bit I2C address (0x03..0x77)")
+        _optional_range(p, f"display.{key}", getattr(d, key), "[1, 4096]")
+    check_range(d.i2c_port, "[0, 255]", p, "display.i2c_port", integer=True)
+    if d.i2c_address is not None:
+        check_range(d.i2c_address, "[3, 119]", p, "display.i2c_address", integer=True,
+                    note=" (a 7-bit I2C address, 0x03..0x77)", shown=f"{d.i2c_address:#x}")
     if not re.fullmatch(r"/dev/fb([0-9]|[12][0-9]|3[01])", d.framebuffer):
-        raise ConfigError(f"{p}: display.framebuffer: {quote(d.framebuffer)} is not /dev/fb0../dev/fb31")
+        raise invalid(p, "display.framebuffer", d.framebuffer, "/dev/fb0../dev/fb31")
     if d.font is not None and d.type in ("hd44780", "terminal"):
         raise ConfigError(f"{p}: display.font: the {d.type} display draws with its own font; remove font "
                           f"(it applies to ssd1306, sh1106 and hdmi)")
-    if d.font is not None and not os.path.isfile(_rel(cfg, d.font)):
+    if d.font is not None and not os.path.isfile(cfg.font_path()):
         raise ConfigError(f"{p}: display.font: {quote(d.font, 200)} is not a file")
-    _in_range(p, "display.font_size", d.font_size, 4, 256)
-    _in_range(p, "display.refresh_ms", d.refresh_ms, 0, 2000, optional=True)
-    _in_range(p, "queue_size", cfg.queue_size, 1, 64)
-    _in_range(p, "debounce_ms", cfg.debounce_ms, 0, 1000)
-    _in_range(p, "hold_seconds", cfg.hold_seconds, 0.1, 10)
+    check_range(d.font_size, "[4, 256]", p, "display.font_size", integer=True)
+    _optional_range(p, "display.refresh_ms", d.refresh_ms, "[0, 2000]")
+    check_range(cfg.queue_size, "[1, 64]", p, "queue_size", integer=True)
+    check_range(cfg.debounce_ms, "[0, 1000]", p, "debounce_ms", integer=True)
+    check_range(cfg.hold_seconds, "[0.1, 10]", p, "hold_seconds")
     _text(p, "title", cfg.title, 0, MAX_LABEL)
     check_generation(cfg)
     used = {}                                                  # pin -> what uses it
@@ -228,22 +202,19 @@ def check(cfg):
             raise ConfigError(f"{p}: {key}: give exactly one of question: (fixed text) or task: (a family name); "
                               f"got question={quote(b.question)}, task={quote(b.task)}")
         if b.task is not None:
-            from runtime.tasks import FAMILIES
-            _one_of(p, f"{key}.task", b.task, tuple(FAMILIES))
+            check_one_of(b.task, tuple(FAMILIES), p, f"{key}.task")
         if b.question is not None:
             _text(p, f"{key}.question", b.question, 1, MAX_QUESTION, newlines=True)
-        _one_of(p, f"{key}.hold", b.hold, HOLD_ACTIONS)
+        check_one_of(b.hold, HOLD_ACTIONS, p, f"{key}.hold")
         _text(p, f"{key}.label", b.label, 1, MAX_LABEL)
     if cfg.led is not None:
         _pin(p, "led.pin", cfg.led.pin, used, "the status LED")
-    from runtime.kiosk.display import check_display
     check_display(cfg)
 
 
 def check_generation(cfg, vocab_size=None):
     """The generation: section, by the one rule every caller of generate() uses (top_k against the
     model's vocabulary once `check_model` knows it); a bad seed or NaN never reaches a button press."""
-    from runtime.generate import check_options
     g = cfg.generation
     try:
         check_options(temperature=g.temperature, top_k=g.top_k, top_p=g.top_p, seed=g.seed,
@@ -252,17 +223,10 @@ def check_generation(cfg, vocab_size=None):
         raise ConfigError(f"{cfg.path}: generation: {e}") from None
 
 
-def _one_of(path, key, value, allowed):
-    if value not in allowed:
-        raise ConfigError(f"{path}: {key}: {quote(value)} is not one of {', '.join(map(str, allowed))}")
-
-
-def _in_range(path, key, value, lo, hi, optional=False):
-    if optional and value is None:
-        return
-    if not lo <= value <= hi:                                  # NaN fails the comparison too
-        raise ConfigError(f"{path}: {key}: {quote(value)} is not in {lo}..{hi}"
-                          + (" (or null for the default)" if optional else ""))
+def _optional_range(path, key, value, interval):
+    """An integer in `interval`, or null (None) for the default."""
+    if value is not None:
+        check_range(value, interval, path, key, integer=True, note=", or null for the default")
 
 
 def _text(path, key, text, lo, hi, newlines=False):
@@ -278,25 +242,15 @@ def _text(path, key, text, lo, hi, newlines=False):
 
 
 def _pin(path, key, pin, used, user):
-    if pin not in GPIO_PINS:
-        raise ConfigError(f"{path}: {key}: {quote(pin)} is outside 2..27 (BCM GPIO numbers on the 40-pin header)")
+    check_range(pin, GPIO_PINS, path, key, integer=True, note=" (a BCM GPIO number on the 40-pin header)")
     if pin in used:
         raise ConfigError(f"{path}: {key}: GPIO {pin} is already used by {used[pin]}")
     used[pin] = user
 
 
-def _rel(cfg, p):
-    return p if os.path.isabs(p) else os.path.join(os.path.dirname(os.path.abspath(cfg.path or ".")), p)
-
-
-def font_path(cfg):
-    return None if cfg.display.font is None else _rel(cfg, cfg.display.font)
-
-
 def check_model(cfg, model=None):
     """Checks that need the model: the file exists and loads, every fixed question encodes with its
     tokenizer and leaves room to answer. -> the loaded Model."""
-    from runtime.model import load
     if model is None:
         if not os.path.isfile(cfg.model):
             what = "is a directory, not a compiled model" if os.path.isdir(cfg.model) else "does not exist"

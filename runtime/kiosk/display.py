@@ -86,8 +86,7 @@ def _picture(font, c):
 
 def display_font(cfg):
     """-> (font, cell, name): the font the configured display draws with; None for the terminal."""
-    from runtime.kiosk.config import font_path
-    from runtime.kiosk.yamlfile import quote
+    from runtime.checks import quote
     d = cfg.display
     if d.type == "terminal":
         return None, (1, 1), "the terminal"
@@ -95,7 +94,7 @@ def display_font(cfg):
         from luma.core.bitmap_font import embedded_fonts
         from luma.lcd.const import hd44780 as const
         return embedded_fonts(const.FONTDATA), HD44780_CELL, "the HD44780's character ROM (A00)"
-    path = font_path(cfg)
+    path = cfg.font_path()
     font = load_font(path, d.font_size)
     return font, cell_size(font), ("Pillow's 6x11 bitmap font (Latin-1)" if path is None else
                                    f"{quote(d.font, 200)} at size {d.font_size}")
@@ -203,7 +202,6 @@ def display_hint(cfg):
 def open_display(cfg, simulate=False):
     """The configured display -> LumaDisplay or TerminalDisplay. On the Pi this touches the bus; errors
     propagate so the kiosk can fall back to the console and retry."""
-    from runtime.kiosk.config import font_path
     d = cfg.display
     w, h = display_size(cfg)
     if d.type == "terminal":
@@ -217,7 +215,7 @@ def open_display(cfg, simulate=False):
         serial = pcf8574(bus=bus, port=d.i2c_port, address=address)
         device = hd44780(serial, width=w, height=h)
         return LumaDisplay(device, device.font, cell=HD44780_CELL, can_invert=False, name="hd44780")
-    font = load_font(font_path(cfg), d.font_size)
+    font = load_font(cfg.font_path(), d.font_size)
     if simulate:
         from luma.core.device import dummy
         mode = "RGB" if d.type == "hdmi" else "1"
@@ -257,7 +255,7 @@ def check_display(cfg):
     """The checks of a kiosk config that need the display's driver or font (called by config.check): a size
     the driver takes, a font that loads and leaves at least a MIN_GRID text grid, and a glyph for every
     character the display draws from the config (a character it cannot draw stops a display for good)."""
-    from runtime.kiosk.yamlfile import quote
+    from runtime.checks import quote
     p, d = cfg.path, cfg.display
     w, h = display_size(cfg)
     if d.type in DRIVER_SIZES and (w, h) not in DRIVER_SIZES[d.type]:

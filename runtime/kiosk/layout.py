@@ -7,6 +7,7 @@ characters. A display draws the lines (strong ones inverted where it can), so a 
 from dataclasses import dataclass, field
 from typing import Optional
 
+from runtime.completion import parse
 from runtime.tokenizer import SPECIALS
 
 
@@ -36,20 +37,11 @@ class View:
 
 
 def split_completion(text):
-    """A completion as the screen shows it -> (thinking, answer or None before `<answer>`). The thinking
-    runs from `<think>` to the first `</think>` or `<answer>`, the answer from the first `<answer>` after
-    it to `</answer>`. A small model may write tags anywhere and a cut-off text ends anywhere, so any
-    other special token inside is dropped: no raw tag reaches the screen."""
-    start = text.find("<think>")
-    think_at = start + len("<think>") if start >= 0 else 0
-    ends = [i for i in (text.find("</think>", think_at), text.find("<answer>", think_at)) if i >= 0]
-    think_end = min(ends) if ends else len(text)
-    thinking = _plain(text[think_at:think_end]).strip() if start >= 0 else ""
-    a = text.find("<answer>", think_end if start >= 0 else 0)
-    if a < 0:
-        return thinking, None
-    e = text.find("</answer>", a)
-    return thinking, _plain(text[a + len("<answer>"):e if e >= 0 else len(text)])
+    """A completion as the screen shows it -> (thinking, answer or None before `<answer>`), split by the one
+    reading of a completion (runtime.completion.parse: cut-off text included). A small model may write tags
+    anywhere, so any special token left inside either part is dropped: no raw tag reaches the screen."""
+    c = parse(text)
+    return _plain(c.thinking or "").strip(), None if c.answer is None else _plain(c.answer)
 
 
 def _plain(text):

@@ -13,7 +13,7 @@ from typing import Optional
 
 from runtime.errors import ConfigError
 from runtime.kiosk.app import Kiosk
-from runtime.kiosk.yamlfile import quote
+from runtime.checks import quote
 from runtime.kiosk.display import open_display
 
 PRESS_SECONDS = 0.08                     # how long a scripted finger stays on a button

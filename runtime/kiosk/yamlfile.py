@@ -1,30 +1,16 @@
 """A kiosk config's YAML, read defensively: at most MAX_FILE_BYTES, strict UTF-8, no anchors or aliases, no
-duplicate keys, nesting at most MAX_DEPTH; every problem a ConfigError naming the file and the line. And
-`quote`, which keeps every value an error message shows to one readable line."""
+duplicate keys, nesting at most MAX_DEPTH; every problem a ConfigError naming the file and the line."""
 import os
 
 import yaml
 
+from runtime.checks import QUOTE_CHARS, quote
 from runtime.errors import ConfigError
 
 MAX_FILE_BYTES = 64 * 1024                # the shipped configs are 1-2 KB; the pure-Python YAML parser takes
 #                                           ~1 s for 64 KB of the densest YAML (a list of 32,000 ints), ~15 s for 1 MB
 MAX_INT_CHARS = 40                        # an integer literal; the longest a kiosk config needs is a seed (10)
 MAX_DEPTH = 10                            # YAML nesting; a kiosk config needs 4 (file, buttons, a button, a value)
-QUOTE_CHARS = 60                          # a value quoted in an error message is cut to this many characters
-
-
-def quote(value, limit=QUOTE_CHARS):
-    """repr(value) for an error message, cut to `limit` characters: one readable line even for a 60 KB value."""
-    try:
-        text = repr(value)
-    except ValueError:                        # an int past Python's 4300-digit limit for str()
-        return f"<an integer of {value.bit_length()} bits>"
-    size = f"{len(value)} items" if isinstance(value, (list, dict)) else \
-        f"{len(value if isinstance(value, str) else text)} characters"
-    return text if len(text) <= limit else f"{text[:limit]}... ({size})"
-
-
 def read_yaml(path):
     """The YAML document in `path`: at most MAX_FILE_BYTES, strict UTF-8, parsed by `_Loader`."""
     try:

@@ -3,11 +3,11 @@
 Families, in order: add, sub, mul, count, linear, speed, quadratic, fib, sort, faq. Each documents its
 training range (`train_range`) and its extrapolation range one size beyond (`extrapolation`).
 """
+from runtime.completion import parse
 from runtime.errors import TaskError
 from runtime.tasks.algebra import FIB, LINEAR, QUADRATIC, SPEED
 from runtime.tasks.arithmetic import ADD, MUL, SUB
-from runtime.tasks.base import (FORMAT_RE, Family, Problem, extract_answer, extract_thinking, is_well_formed,
-                                split_of, subsplit_of)
+from runtime.tasks.base import Family, Problem, split_of, subsplit_of
 from runtime.tasks.faq import DEFAULT_FAQ, faq_family, load_faq
 from runtime.tasks.words import COUNT, SORT
 
@@ -23,13 +23,14 @@ def family_of(question, families=None):
 
 
 def score(question, completion, families=None):
-    """-> {correct, well_formed, answer, family}; correct is None when no family knows the question."""
+    """-> {correct, well_formed, answer, family}; correct is None when no family knows the question. The
+    answer is the completion's closed answer block (runtime.completion.parse), None when there is none."""
     fam = family_of(question, families)
-    answer = extract_answer(completion)
-    correct = None if fam is None else fam.verify(question, answer)
-    return {"correct": correct, "well_formed": is_well_formed(completion), "answer": answer,
+    c = parse(completion)
+    correct = None if fam is None else fam.verify(question, c.final_answer)
+    return {"correct": correct, "well_formed": c.well_formed, "answer": c.final_answer,
             "family": fam.name if fam else None}
 
 
-__all__ = ["FAMILIES", "Family", "Problem", "TaskError", "FORMAT_RE", "family_of", "score", "split_of", "subsplit_of",
-           "is_well_formed", "extract_answer", "extract_thinking", "faq_family", "load_faq", "DEFAULT_FAQ"]
+__all__ = ["FAMILIES", "Family", "Problem", "TaskError", "family_of", "score", "split_of", "subsplit_of",
+           "faq_family", "load_faq", "DEFAULT_FAQ"]

@@ -1,18 +1,11 @@
-"""What every task family shares: the Problem record, the train/held-out split, and the strict
-format check and answer extraction that the kiosk, the evaluator and the GRPO rewards all use."""
+"""What every task family shares: the Problem record and the train/held-out split. How a completion splits
+into thinking and answer, and its strict format, is runtime/completion.py."""
 import hashlib
-import re
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 from runtime.errors import TaskError
 
-TAGS = ("<think>", "</think>", "<answer>", "</answer>")
-_NO_TAG = r"(?:(?!</?think>|</?answer>).)"
-# <think>X</think><answer>Y</answer>, nothing before or after, no tags inside, Y not empty
-FORMAT_RE = re.compile(rf"<think>{_NO_TAG}*</think><answer>{_NO_TAG}+</answer>", re.DOTALL)
-ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-THINK_RE = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 HELDOUT_EVERY = 10                                   # 1 in 10 questions is held out
 RL_BUCKETS = (1, 2)                                  # of the 10 hash buckets: the "rl" part of "train"
 SPLITS = ("train", "heldout", "extrapolate", "sft", "rl")
@@ -82,20 +75,6 @@ def subsplit_of(question):
     """'heldout', or the part of 'train' a question belongs to: 'rl' or 'sft'."""
     b = _bucket(question)
     return "heldout" if b == 0 else "rl" if b in RL_BUCKETS else "sft"
-
-
-def is_well_formed(completion):
-    return completion is not None and FORMAT_RE.fullmatch(completion) is not None
-
-
-def extract_answer(completion):
-    m = ANSWER_RE.search(completion or "")
-    return m.group(1) if m else None
-
-
-def extract_thinking(completion):
-    m = THINK_RE.search(completion or "")
-    return m.group(1) if m else None
 
 
 def norm_space(s):

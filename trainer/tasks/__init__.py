@@ -1,7 +1,6 @@
 """Training-side tasks: the runtime's generators and verifiers plus chain-of-thought writers and
 user JSONL datasets."""
-from runtime.tasks import (FAMILIES, Family, Problem, extract_answer, family_of, is_well_formed, score,  # noqa: F401
-                           split_of)
+from runtime.tasks import FAMILIES, Family, Problem, family_of, score, split_of  # noqa: F401
 from trainer.tasks.cot import WRITERS, reasoning, target, target_text  # noqa: F401
 from trainer.tasks.jsonl import Example, load_jsonl  # noqa: F401
 

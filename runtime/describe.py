@@ -2,7 +2,7 @@
 import os
 from collections import Counter
 
-from runtime import format as F
+from runtime import fileformat
 
 
 def summary(body, path):
@@ -11,7 +11,8 @@ def summary(body, path):
     n_all = sum(int(a.size) for a in body["arrays"].values())
     report = body["provenance"].get("quantization_report") or {}
     quant = {k: {"scheme": tensors[k]["quant"], **v} for k, v in report.items() if k in tensors}
-    return {"file_bytes": os.path.getsize(path), "format": f"{F.MAGIC} v{F.FORMAT_VERSION} opset {F.OPSET_VERSION}",
+    version = f"{fileformat.MAGIC} v{fileformat.FORMAT_VERSION} opset {fileformat.OPSET_VERSION}"
+    return {"file_bytes": os.path.getsize(path), "format": version,
             "parameters": n_all, "int8_parameters": n_int8, "float32_parameters": n_all - n_int8,
             "op_counts": dict(Counter(n["op"] for n in body["graph"]["nodes"])),
             "mtp_op_counts": dict(Counter(n["op"] for n in body["graph"].get("mtp", {}).get("nodes", []))),
