@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from runtime.bench import QUESTIONS
+from runtime.speed import QUESTIONS
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIRROR = "http://deb.debian.org/debian"

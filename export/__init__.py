@@ -1,5 +1,5 @@
 """`tinyr1 export {onnx,gguf,tflite} MODEL -o OUT`: the compiled graph in other runtimes' formats, so
-that onnxruntime, llama.cpp and LiteRT can check our numbers and race our runtime (`bench.py`), each in a
+that onnxruntime, llama.cpp and LiteRT can check our numbers and race our runtime (`race.py`), each in a
 child process (`isolated.py`).
 
 Each exporter reads a compiled `.msgpack` model through the runtime's validating loader

@@ -4,8 +4,8 @@ runs `python3 -m runtime.cli`). The host's `tinyr1` offers these and every other
 import click
 
 from runtime import __version__
-from runtime.commands import bench, chat, inspect_cmd, run
-from runtime.kiosk.commands import kiosk, simulate, validate
+from runtime.run_cli import bench, chat, inspect_cmd, run
+from runtime.kiosk.kiosk_cli import kiosk, simulate, validate
 
 COMMANDS = {c.name: c for c in (run, chat, bench, inspect_cmd, validate, kiosk, simulate)}
 

@@ -1,4 +1,4 @@
-"""export/bench.py: every engine does the same work (same prompts, same generated token count), in
+"""export/race.py: every engine does the same work (same prompts, same generated token count), in
 fresh one-thread processes, alternately; the table and ratios come from those figures."""
 import pytest
 from click.testing import CliRunner
@@ -20,7 +20,7 @@ def mtp_model(tmp_path_factory):
 
 
 def test_engines_decode_the_same_tokens_and_ratios_follow(mtp_model):
-    from export import bench
+    from export import race as bench
     result = bench.run(mtp_model, peers=["onnxruntime"], repeat=1, progress=lambda m: None)
     engines = result["engines"]
     assert list(engines) == ["tinyr1", "tinyr1+mtp", "onnxruntime"]       # MTP drafts measured as their own engine
@@ -39,7 +39,7 @@ def test_engines_decode_the_same_tokens_and_ratios_follow(mtp_model):
 
 
 def test_a_crashing_peer_is_reported_and_the_others_are_measured(mtp_model, monkeypatch):
-    from export import bench
+    from export import race as bench
     monkeypatch.setenv(CRASH_ENV, "onnxruntime:SIGSEGV")
     lines = []
     result = bench.run(mtp_model, peers=["onnxruntime"], repeat=1, progress=lines.append)

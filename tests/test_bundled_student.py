@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from compiler.compile import compile_model, load_source
-from runtime.bench import QUESTIONS as SEED_QUESTIONS
+from runtime.speed import QUESTIONS as SEED_QUESTIONS
 from runtime.loader import parse_document
 from runtime.model import Model, load
 from runtime.tasks import FAMILIES, score

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from conftest import ROOT
-from runtime.bench import ONE_THREAD
+from runtime.speed import ONE_THREAD
 
 ENV = dict(os.environ, **ONE_THREAD, PYTHONPATH=ROOT)
 

@@ -127,7 +127,7 @@ def ask(questions, checkpoint, max_new_tokens):
               help="Take the model config from this recipe [default: the student defaults].")
 def bench_train(batch, seq, repeat, recipe):
     """One SFT step (forward + backward + AdamW), ours vs transformers' DeepseekV3 in torch, one thread."""
-    from runtime.bench import ONE_THREAD
+    from runtime.speed import ONE_THREAD
     env = dict(os.environ, **ONE_THREAD)
     args = ["--batch", str(batch), "--seq", str(seq), "--repeat", str(repeat)] + (["--recipe", recipe] if recipe else [])
-    os.execve(sys.executable, [sys.executable, "-m", "trainer.bench", *args], env)  # threads fixed before numpy loads
+    os.execve(sys.executable, [sys.executable, "-m", "trainer.train_speed", *args], env)  # threads fixed before numpy loads

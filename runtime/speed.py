@@ -1,16 +1,16 @@
 """Runtime speed on one thread: load time, prefill and decode tokens/s, first-token latency, peak RSS.
 
-    python -m runtime.bench MODEL [--repeat 3] [--json]
+    python -m runtime.speed MODEL [--repeat 3] [--json]
 
 Each measurement runs in a fresh Python process (OPENBLAS_NUM_THREADS=1), so load time and peak RSS
-are what a kiosk sees after Python starts: `python -m runtime.bench --child MODEL QUESTIONS` runs `child`,
+are what a kiosk sees after Python starts: `python -m runtime.speed --child MODEL QUESTIONS` runs `child`,
 whose clock starts before numpy and the model's modules are imported (this module imports only the standard
 library and the `runtime` package's errors). Prompts are the seed articles' questions, decoded greedily.
 
 One of three benchmarks, one per stage, because each measures a different thing and runs where that stage
-runs: this one ships to the Pi (it imports only the runtime) and times the runtime alone; export/bench.py
+runs: this one ships to the Pi (it imports only the runtime) and times the runtime alone; export/race.py
 races it against llama.cpp, onnxruntime and LiteRT on the host (it needs the exporters and the peers, and
-reuses this module's prompts, thread pinning, CPU name and peak RSS); trainer/bench.py times one training
+reuses this module's prompts, thread pinning, CPU name and peak RSS); trainer/train_speed.py times one training
 step against transformers.
 """
 import json
@@ -76,7 +76,7 @@ def measure(path, repeat=3):
     env = dict(os.environ, **ONE_THREAD)
     runs = []
     for _ in range(repeat):
-        out = subprocess.run([sys.executable, "-m", "runtime.bench", "--child", path, json.dumps(QUESTIONS)],
+        out = subprocess.run([sys.executable, "-m", "runtime.speed", "--child", path, json.dumps(QUESTIONS)],
                              env=env, check=True, capture_output=True, text=True).stdout
         runs.append(json.loads(out))
     best = min(runs, key=lambda r: sum(x["decode_seconds"] for x in r["rows"]))

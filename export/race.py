@@ -11,11 +11,11 @@ Rounds alternate engines; each engine's best round is reported. A peer that cras
 another CPU dies with SIGILL) is reported as such in its row, and the other engines are still measured.
 The result names the CPU and the llama.cpp build it raced (llama.cpp's own system-info line).
 
-The fresh process is `python -m export.bench --child ENGINE PATH JOBS` (`child` below). This module imports
-only the standard library and runtime/bench.py at the top, so numpy, the engine and the model are imported
+The fresh process is `python -m export.race --child ENGINE PATH JOBS` (`child` below). This module imports
+only the standard library and runtime/speed.py at the top, so numpy, the engine and the model are imported
 after the child's clock starts, as they are in a real program's first seconds.
 
-One of three benchmarks, one per stage (runtime/bench.py says why): this one needs the exporters and the
+One of three benchmarks, one per stage (runtime/speed.py says why): this one needs the exporters and the
 peers, so it lives with them on the host.
 """
 import json
@@ -27,7 +27,7 @@ import time
 
 import runtime
 from export import exporter
-from runtime.bench import ONE_THREAD, QUESTIONS, cpu_name, peak_rss_mb
+from runtime.speed import ONE_THREAD, QUESTIONS, cpu_name, peak_rss_mb
 
 PEERS = ("llama.cpp", "onnxruntime", "litert")
 
@@ -139,7 +139,7 @@ def measure_once(engine, path, jobs):
     """One fresh process's figures, or {"error": "llama.cpp died with SIGILL", "stderr": ...}."""
     from export.isolated import death
     env = dict(os.environ, **ONE_THREAD)
-    out = subprocess.run([sys.executable, "-m", "export.bench", "--child", engine, path, json.dumps(jobs)], env=env,
+    out = subprocess.run([sys.executable, "-m", "export.race", "--child", engine, path, json.dumps(jobs)], env=env,
                          capture_output=True, text=True, timeout=1800)
     if out.returncode:
         last = (out.stderr.strip().splitlines() or [""])[-1]
@@ -236,6 +236,6 @@ def table(result):
 
 if __name__ == "__main__":
     if sys.argv[1:2] != ["--child"]:
-        sys.exit("usage: python -m export.bench --child ENGINE PATH JOBS (the benchmark's own child process; "
+        sys.exit("usage: python -m export.race --child ENGINE PATH JOBS (the benchmark's own child process; "
                  "run the benchmark with `tinyr1 bench MODEL --peers ...`)")
     child(sys.argv[2], sys.argv[3], json.loads(sys.argv[4]))

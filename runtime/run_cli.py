@@ -147,5 +147,5 @@ def inspect_cmd(model, show_graph, as_json):
 def bench(model, repeat, as_json):
     """Load time, prefill/decode tokens/s, first-token latency and peak RSS, one thread, fresh processes.
     (The host's `tinyr1 bench --peers ...` also races llama.cpp, onnxruntime and LiteRT.)"""
-    from runtime.bench import main as bench_main
+    from runtime.speed import main as bench_main
     bench_main([model, "--repeat", str(repeat)] + (["--json"] if as_json else []))

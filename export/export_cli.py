@@ -53,11 +53,11 @@ def bench(model, repeat, peers, as_json):
     """Load time, prefill/decode tokens/s, first-token latency and peak RSS, one thread; with --peers, the
     same figures for independent runtimes and our ratio to each (decode, prefill, first token)."""
     if not peers:
-        from runtime.bench import main as bench_main
+        from runtime.speed import main as bench_main
         bench_main([model, "--repeat", str(repeat)] + (["--json"] if as_json else []))
         return
     names = [p.strip() for p in peers.split(",") if p.strip()]
-    from export import bench as peer_bench
+    from export import race as peer_bench
     unknown = [p for p in names if p not in peer_bench.PEERS]
     if unknown:
         raise click.ClickException(f"unknown peer {unknown[0]!r}; peers: {', '.join(peer_bench.PEERS)}")

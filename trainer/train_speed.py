@@ -2,19 +2,19 @@
 
 Same config, same batch, same loss (completion-masked next-token CE), AdamW, one thread each,
 measured alternately in the same run; prints ms per step and the ratio.
-    python -m trainer.bench [--batch 16] [--seq 96] [--repeat 5]
+    python -m trainer.train_speed [--batch 16] [--seq 96] [--repeat 5]
 
-One of three benchmarks, one per stage (runtime/bench.py says why): this one times training, in one process
+One of three benchmarks, one per stage (runtime/speed.py says why): this one times training, in one process
 (the two engines alternate, so the machine's noise hits both), pinned to one thread before numpy loads.
 """
 import os
 import sys
 
-from runtime.bench import ONE_THREAD
+from runtime.speed import ONE_THREAD
 
 if os.environ.get("OPENBLAS_NUM_THREADS") != "1" and __name__ == "__main__":
     os.environ.update(ONE_THREAD)
-    os.execv(sys.executable, [sys.executable, "-m", "trainer.bench", *sys.argv[1:]])
+    os.execv(sys.executable, [sys.executable, "-m", "trainer.train_speed", *sys.argv[1:]])
 
 import time  # noqa: E402
 
