@@ -8,7 +8,13 @@ is gone; it lives on as the absorbed w_uk and w_uv). The MTP draft head's `mtp_p
 import numpy as np
 
 from compiler.ir import Node
-from runtime.opset import tensor_attrs
+from runtime.opset import tensor_attrs, weight
+
+
+def in_layer(op, attr):
+    """The trainer's name of `op`'s weight `attr` below its layer's module, from the one table of names
+    (runtime/opset.py WEIGHTS): "layers.{i}.self_attn.o_proj" -> "o_proj", "layers.{i}.mlp.gate" -> "gate"."""
+    return weight(op, attr).hf.split(".", 3)[3]
 
 
 def absorb_mla(node, params, cfg, tensors):
@@ -23,11 +29,8 @@ def absorb_mla(node, params, cfg, tensors):
     kv_b = params[pre + "kv_b_proj"].reshape(H, nope + vd, C)
     tensors[pre + "w_uk"] = np.ascontiguousarray(kv_b[:, :nope, :])                   # (H, nope, C)
     tensors[pre + "w_uv"] = np.ascontiguousarray(kv_b[:, nope:, :].transpose(0, 2, 1))  # (H, C, v)
-    w = {"w_kv_a": "kv_a_proj_with_mqa", "w_kv_a_norm": "kv_a_layernorm", "w_o": "o_proj"}
-    if cfg.q_lora_rank is None:
-        w["w_q"] = "q_proj"
-    else:
-        w.update(w_q_a="q_a_proj", w_q_a_norm="q_a_layernorm", w_q_b="q_b_proj")
+    q = ("w_q",) if cfg.q_lora_rank is None else ("w_q_a", "w_q_a_norm", "w_q_b")
+    w = {attr: in_layer("mla_attention", attr) for attr in ("w_kv_a", "w_kv_a_norm", "w_o") + q}
     for attr, name in w.items():
         tensors[pre + name] = params[pre + name]
         node.attrs[attr] = pre + name
@@ -39,11 +42,8 @@ def absorb_mla(node, params, cfg, tensors):
 
 def lower_moe(node, params, cfg, tensors):
     pre = node.attrs.pop("prefix")
-    w = {"w_router": "gate", "w_bias": "e_score_correction_bias", "w_experts_gate_up": "experts.gate_up_proj",
-         "w_experts_down": "experts.down_proj"}
-    if cfg.n_shared_experts:
-        w.update(w_shared_gate="shared_experts.gate_proj", w_shared_up="shared_experts.up_proj",
-                 w_shared_down="shared_experts.down_proj")
+    shared = ("w_shared_gate", "w_shared_up", "w_shared_down") if cfg.n_shared_experts else ()
+    w = {attr: in_layer("moe", attr) for attr in ("w_router", "w_bias", "w_experts_gate_up", "w_experts_down") + shared}
     for attr, name in w.items():
         tensors[pre + name] = params[pre + name]
         node.attrs[attr] = pre + name

@@ -1,7 +1,8 @@
 """`tinyr1 export gguf MODEL -o OUT.gguf`: the compiled model as one GGUF file for llama.cpp's `deepseek2`
 architecture (absorbed MLA, sigmoid-gated MoE with a correction bias), written with gguf's GGUFWriter.
 
-Tensor names and numpy shapes ([out, in]; GGUF stores the dims reversed). d hidden, V vocab, H heads,
+Tensor names (runtime/opset.py WEIGHTS gives each beside our attribute and the trainer's name; plan takes
+them from there) and numpy shapes ([out, in]; GGUF stores the dims reversed). d hidden, V vocab, H heads,
 n nope, r rope, v value, C kv_lora_rank, q q_lora_rank, E experts, F expert width, S shared experts:
 
     token_embd (V, d) <- embedding       output (V, d) <- lm_head (left out when tied: llama.cpp reuses token_embd)
@@ -35,6 +36,7 @@ import numpy as np
 
 from export.common import load_compiled, lowering
 from export.errors import ExportError
+from runtime import opset
 
 try:                                     # optional dependency: `tinyr1 export gguf` says what to install
     import gguf
@@ -79,11 +81,10 @@ def write_file(path, compiled, layout, tensors):
     w = gguf.GGUFWriter(path, "deepseek2")
     write_metadata(w, compiled, layout, any(t.q8 is not None for t in tensors))
     for t in tensors:
-        name = t.name if t.name.endswith(".bias") else t.name + ".weight"
         if t.q8 is None:
-            w.add_tensor(name, np.ascontiguousarray(t.f32, np.float32))
+            w.add_tensor(t.name, np.ascontiguousarray(t.f32, np.float32))
         else:
-            w.add_tensor(name, q8_0_bytes(*t.q8), raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+            w.add_tensor(t.name, q8_0_bytes(*t.q8), raw_dtype=gguf.GGMLQuantizationType.Q8_0)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -234,7 +235,7 @@ def write_metadata(w, compiled, lay, quantized):
 # ---------------------------------------------------------------- tensors
 @dataclass
 class Tensor:
-    name: str             # GGUF name without the .weight suffix
+    name: str             # GGUF name, as runtime/opset.py WEIGHTS gives it
     f32: np.ndarray       # the values our runtime multiplies with (always filled)
     q8: tuple             # Q8_0 source: (q int8 (..., cols), scales float16 (..., cols/32)), or None for F32
     reason: str           # why F32
@@ -246,6 +247,21 @@ def rope_order(r):
     return np.stack([np.arange(r // 2), np.arange(r // 2) + r // 2], 1).reshape(-1)
 
 
+def gguf_name(op, attr, i=None, hf=None):
+    """llama.cpp's name for the weight `attr` of `op` in layer i (runtime/opset.py WEIGHTS; a tuple
+    where the export splits ours)."""
+    name = opset.weight(op, attr, hf).gguf
+    return tuple(n.format(i=i) for n in name) if isinstance(name, tuple) else name.format(i=i)
+
+
+def _gguf_names(op, i):
+    """{tensor attribute of op: its GGUF name in layer i}."""
+    return {k: gguf_name(op, k, i) for k, rule in opset.OPS[op].attrs.items() if isinstance(rule, opset.Tensor)}
+
+
+_ATTN_NORM, _FFN_NORM = "layers.{i}.input_layernorm", "layers.{i}.post_attention_layernorm"   # rmsnorm roles
+
+
 def plan(compiled, lay, int8):
     """Every GGUF tensor in file order -> [Tensor]."""
     a = lay["mla"]
@@ -253,49 +269,52 @@ def plan(compiled, lay, int8):
     q_rows = (np.arange(H)[:, None] * (n + r) + np.concatenate([np.arange(n), n + rope_order(r)])).reshape(-1)
     kv_rows = np.concatenate([np.arange(C), C + rope_order(r)])
     t = _Maker(compiled, int8)
-    out = [t("token_embd", lay["embedding"]), t("output_norm", lay["output_norm"]["attrs"]["weight"])]
+    out = [t(gguf_name("embedding", "weight"), lay["embedding"]),
+           t(gguf_name("rmsnorm", "weight", hf="norm"), lay["output_norm"]["attrs"]["weight"])]
     if not lay["tied"]:
-        out.append(t("output", lay["head"]))
+        out.append(t(gguf_name("lm_head", "weight"), lay["head"]))
     for i, (attn_norm, mla, ffn_norm, ffn) in enumerate(lay["layers"]):
-        m, b = mla["attrs"], f"blk.{i}."
-        out += [t(b + "attn_norm", attn_norm["attrs"]["weight"]), t(b + "ffn_norm", ffn_norm["attrs"]["weight"])]
+        m, f, a = mla["attrs"], ffn["attrs"], _gguf_names("mla_attention", i)
+        out += [t(gguf_name("rmsnorm", "weight", i, _ATTN_NORM), attn_norm["attrs"]["weight"]),
+                t(gguf_name("rmsnorm", "weight", i, _FFN_NORM), ffn_norm["attrs"]["weight"])]
         if "w_q" in m:
-            out.append(t(b + "attn_q", m["w_q"], rows=q_rows))
+            out.append(t(a["w_q"], m["w_q"], rows=q_rows))
         else:
-            out += [t(b + "attn_q_a", m["w_q_a"]), t(b + "attn_q_a_norm", m["w_q_a_norm"]),
-                    t(b + "attn_q_b", m["w_q_b"], rows=q_rows)]
-        out += [t(b + "attn_kv_a_mqa", m["w_kv_a"], rows=kv_rows), t(b + "attn_kv_a_norm", m["w_kv_a_norm"]),
-                t.transposed(b + "attn_k_b", m["w_uk"]), t.transposed(b + "attn_v_b", m["w_uv"]),
-                t(b + "attn_output", m["w_o"])]
-        f = ffn["attrs"]
+            out += [t(a["w_q_a"], m["w_q_a"]), t(a["w_q_a_norm"], m["w_q_a_norm"]),
+                    t(a["w_q_b"], m["w_q_b"], rows=q_rows)]
+        out += [t(a["w_kv_a"], m["w_kv_a"], rows=kv_rows), t(a["w_kv_a_norm"], m["w_kv_a_norm"]),
+                t.transposed(a["w_uk"], m["w_uk"]), t.transposed(a["w_uv"], m["w_uv"]), t(a["w_o"], m["w_o"])]
+        e = _gguf_names(ffn["op"], i)
         if ffn["op"] == "swiglu_mlp":
-            out += [t(b + "ffn_gate", f["w_gate"]), t(b + "ffn_up", f["w_up"]), t(b + "ffn_down", f["w_down"])]
+            out += [t(e[k], f[k]) for k in ("w_gate", "w_up", "w_down")]
             continue
-        F = lay["moe"]["F"]
-        out += [t(b + "ffn_gate_inp", f["w_router"]), t(b + "exp_probs_b.bias", f["w_bias"]),
-                t(b + "ffn_gate_exps", f["w_experts_gate_up"], rows=(slice(None), slice(0, F))),
-                t(b + "ffn_up_exps", f["w_experts_gate_up"], rows=(slice(None), slice(F, 2 * F))),
-                t(b + "ffn_down_exps", f["w_experts_down"])]
+        F, (gate_exps, up_exps) = lay["moe"]["F"], e["w_experts_gate_up"]
+        out += [t(e["w_router"], f["w_router"]), t(e["w_bias"], f["w_bias"]),
+                t(gate_exps, f["w_experts_gate_up"], rows=(slice(None), slice(0, F))),
+                t(up_exps, f["w_experts_gate_up"], rows=(slice(None), slice(F, 2 * F))),
+                t(e["w_experts_down"], f["w_experts_down"])]
+        shared = [(e[k], f.get(k)) for k in ("w_shared_gate", "w_shared_up", "w_shared_down")]
         if "w_shared_gate" in f:
-            out += [t(b + "ffn_gate_shexp", f["w_shared_gate"]), t(b + "ffn_up_shexp", f["w_shared_up"]),
-                    t(b + "ffn_down_shexp", f["w_shared_down"])]
+            out += [t(name, src) for name, src in shared]
         else:
-            out += _zero_shared_expert(b, compiled.weights[f["w_router"]].shape[1], F, int8)
+            out += _zero_shared_expert([name for name, _ in shared], compiled.weights[f["w_router"]].shape[1], F,
+                                       int8)
     return out
 
 
-def _zero_shared_expert(b, d, F, int8):
+def _zero_shared_expert(names, d, F, int8):
     """No shared expert: llama.cpp's deepseek2 always runs one, and an inner width of 0 fails its graph
     (a 0-wide tensor reads as transposed), so write expert_shared_count = 1 with zero weights:
-    down(silu(0 x) * 0 x) adds exactly 0. Q8_0 zeros (scale 0) when int8 and the rows allow it."""
+    down(silu(0 x) * 0 x) adds exactly 0. Q8_0 zeros (scale 0) when int8 and the rows allow it.
+    names: GGUF's names of the shared expert's gate, up and down."""
     out = []
-    for name, shape in (("ffn_gate_shexp", (F, d)), ("ffn_up_shexp", (F, d)), ("ffn_down_shexp", (d, F))):
+    for name, shape in zip(names, ((F, d), (F, d), (d, F))):
         z = np.zeros(shape, np.float32)
         if int8 and shape[1] % Q8_BLOCK == 0:
             q8 = (np.zeros(shape, np.int8), np.zeros((shape[0], shape[1] // Q8_BLOCK), np.float16))
-            out.append(Tensor(b + name, z, q8, "", None))
+            out.append(Tensor(name, z, q8, "", None))
         else:
-            out.append(Tensor(b + name, z, None, "no shared expert: zero weights", None))
+            out.append(Tensor(name, z, None, "no shared expert: zero weights", None))
     return out
 
 

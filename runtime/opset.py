@@ -2,7 +2,8 @@
 name tensors and the shapes those tensors must have, and the one check of a graph against it. The
 compiler's lint (compiler/ir.py) and the runtime's loader (runtime/loader.py) both run `check_graph`, so
 they cannot disagree; trace, passes, quantize and the exporters ask `tensor_attrs` which attributes name
-tensors. docs/FORMAT.md gives the math of each op.
+tensors. WEIGHTS gives each weight's three names (graph attribute, trainer/HF, llama.cpp GGUF) side by side.
+docs/FORMAT.md gives the math of each op.
 
 Opset 2 (fileformat.OPSET_VERSION), one line each; T tokens, d hidden, V vocabulary, F FFN width:
   embedding(tokens)   -> (T, d)   weight (V, d)
@@ -120,6 +121,88 @@ OPS = {
     "linear": Op(("x",), {"weight": Tensor("(out, in)")}, since=2),
     "lm_head": Op(("x",), {"weight": Tensor("(V, d)")}),
 }
+
+
+# ---------------------------------------------------------------- the weights' names
+@dataclass(frozen=True)
+class Weight:
+    """One weight role under its three names: the op and attribute that name it in the graph, the trainer's
+    parameter (HF DeepseekV3's state-dict name without `model.` and `.weight`) and llama.cpp's GGUF tensor."""
+    op: str
+    attr: str                   # the attribute of `op` (a Tensor row of OPS)
+    hf: str                     # {i} the layer; in the MTP module `layers.{i}` reads MTP_BLOCK
+    gguf: object                # str, a tuple when the export splits ours, None when GGUF leaves it out
+    note: str = ""              # how the file's or GGUF's tensor derives from hf; the paper's word is a comment
+
+
+MTP_BLOCK = "mtp.block"         # the MTP module's transformer block: `mtp.block.self_attn.q_proj`, ...
+
+# Every weight role, in OPS order. The compiler names each tensor by its hf name (kv_b_proj and eh_proj
+# excepted, see their notes); export/gguf_export.py names its tensors by gguf and keeps the transforms.
+W, L, B = Weight, "layers.{i}.", "blk.{i}."
+WEIGHTS = (
+    #  op               attribute             hf / trainer                         llama.cpp GGUF
+    W("embedding",     "weight",             "embed_tokens",                      "token_embd.weight"),
+    W("rmsnorm",       "weight",             L + "input_layernorm",               B + "attn_norm.weight",
+      "before attention"),
+    W("rmsnorm",       "weight",             L + "post_attention_layernorm",      B + "ffn_norm.weight",
+      "before the FFN"),
+    W("rmsnorm",       "weight",             "norm",                              "output_norm.weight",
+      "before the head"),
+    W("rmsnorm",       "weight",             "mtp.enorm",                         None,
+      "MTP: of the next token's embedding"),
+    W("rmsnorm",       "weight",             "mtp.hnorm",                         None,
+      "MTP: of the main model's h"),
+    W("rmsnorm",       "weight",             "mtp.norm",                          None,
+      "MTP: before the shared head"),
+    W("mla_attention", "w_q",                L + "self_attn.q_proj",              B + "attn_q.weight",
+      "GGUF: the rope rows of each head in llama.cpp's adjacent-pair order"),             # W^Q with W^QR
+    W("mla_attention", "w_q_a",              L + "self_attn.q_a_proj",            B + "attn_q_a.weight"),  # W^DQ
+    W("mla_attention", "w_q_a_norm",         L + "self_attn.q_a_layernorm",       B + "attn_q_a_norm.weight"),
+    W("mla_attention", "w_q_b",              L + "self_attn.q_b_proj",            B + "attn_q_b.weight",
+      "GGUF: the rope rows reordered as w_q's"),                                          # W^UQ with W^QR
+    W("mla_attention", "w_kv_a",             L + "self_attn.kv_a_proj_with_mqa",  B + "attn_kv_a_mqa.weight",
+      "GGUF: the rope rows reordered"),                                                   # W^DKV with W^KR
+    W("mla_attention", "w_kv_a_norm",        L + "self_attn.kv_a_layernorm",      B + "attn_kv_a_norm.weight"),
+    W("mla_attention", "w_uk",               L + "self_attn.kv_b_proj",           B + "attn_k_b.weight",
+      "absorbed: the nope rows of each head of kv_b_proj, (H, n, C), in the file layers.{i}.self_attn.w_uk; "
+      "GGUF: transposed, (H, C, n)"),                                                     # W^UK
+    W("mla_attention", "w_uv",               L + "self_attn.kv_b_proj",           B + "attn_v_b.weight",
+      "absorbed: the v rows of each head of kv_b_proj, transposed, (H, C, v), in the file "
+      "layers.{i}.self_attn.w_uv; GGUF: transposed back, (H, v, C)"),                     # W^UV
+    W("mla_attention", "w_o",                L + "self_attn.o_proj",              B + "attn_output.weight"),  # W^O
+    W("swiglu_mlp",    "w_gate",             L + "mlp.gate_proj",                 B + "ffn_gate.weight"),
+    W("swiglu_mlp",    "w_up",               L + "mlp.up_proj",                   B + "ffn_up.weight"),
+    W("swiglu_mlp",    "w_down",             L + "mlp.down_proj",                 B + "ffn_down.weight"),
+    # moe: the router holds the centroids e_i, w_bias the bias b_i; routed, then shared experts
+    W("moe",           "w_router",           L + "mlp.gate",                      B + "ffn_gate_inp.weight"),
+    W("moe",           "w_bias",             L + "mlp.e_score_correction_bias",   B + "exp_probs_b.bias",
+      "it only chooses experts"),
+    W("moe",           "w_experts_gate_up",  L + "mlp.experts.gate_up_proj",
+      (B + "ffn_gate_exps.weight", B + "ffn_up_exps.weight"),
+      "GGUF: its gate rows, its up rows"),
+    W("moe",           "w_experts_down",     L + "mlp.experts.down_proj",         B + "ffn_down_exps.weight"),
+    W("moe",           "w_shared_gate",      L + "mlp.shared_experts.gate_proj",  B + "ffn_gate_shexp.weight",
+      "GGUF: zeros when the model has none (llama.cpp always runs one)"),
+    W("moe",           "w_shared_up",        L + "mlp.shared_experts.up_proj",    B + "ffn_up_shexp.weight"),
+    W("moe",           "w_shared_down",      L + "mlp.shared_experts.down_proj",  B + "ffn_down_shexp.weight"),
+    W("linear",        "weight",             "mtp.eh_proj",                       None,
+      "MTP: in the file its columns for e and for h, mtp.eh_proj.e and mtp.eh_proj.h"),   # MTP's M
+    W("lm_head",       "weight",             "lm_head",                           "output.weight",
+      "left out when tied: the head is embed_tokens and GGUF reuses token_embd"),
+)
+del W, L, B
+
+
+def weight(op, attr, hf=None):
+    """The Weight of `op`'s tensor attribute `attr`; hf picks among roles that share one (rmsnorm's
+    weight). ValueError naming the choices otherwise."""
+    rows = [w for w in WEIGHTS if w.op == op and w.attr == attr and hf in (None, w.hf)]
+    if len(rows) != 1:
+        have = [w.hf for w in WEIGHTS if w.op == op and w.attr == attr]
+        raise ValueError(f"{op}.{attr}{f' hf={hf!r}' if hf else ''} names {len(rows)} weights of "
+                         f"runtime/opset.py WEIGHTS; pass hf, one of {have}")
+    return rows[0]
 
 
 def ops_of(version):

@@ -192,3 +192,69 @@ def test_a_model_with_an_op_the_runtime_lacks_fails_naming_it(monkeypatch, tmp_p
     with pytest.raises(ModelFormatError, match=f"^{path}: graph node 1: the runtime has no kernel for op 'scale'; "
                                                f"it runs: {LOWERS}$"):
         load(path)
+
+
+# ---- one weight, three names: runtime/opset.py WEIGHTS says them side by side
+NAMED = {"plain q, MTP": dict(num_nextn_predict_layers=1),
+         "q LoRA, tied head, MTP": dict(num_nextn_predict_layers=1, q_lora_rank=6, tie_word_embeddings=True)}
+
+
+def expand(w, cfg):
+    """The names w.hf stands for in a model of cfg: per layer, and in the MTP module's block."""
+    if "{i}" not in w.hf:
+        return [w.hf]
+    mtp = [w.hf.replace("layers.{i}", opset.MTP_BLOCK)] if cfg.num_nextn_predict_layers else []
+    return [w.hf.format(i=i) for i in range(cfg.num_hidden_layers)] + mtp
+
+
+def test_every_tensor_attribute_of_the_contract_has_its_three_names():
+    contract = {(op, k) for op, spec in opset.OPS.items() for k, rule in spec.attrs.items()
+                if isinstance(rule, opset.Tensor)}
+    assert {(w.op, w.attr) for w in opset.WEIGHTS} == contract
+    assert len({(w.op, w.attr, w.hf) for w in opset.WEIGHTS}) == len(opset.WEIGHTS)
+    assert opset.weight("moe", "w_router").gguf == "blk.{i}.ffn_gate_inp.weight"
+    with pytest.raises(ValueError, match=r"rmsnorm.weight names 6 weights .* pass hf, one of \['layers.\{i}"):
+        opset.weight("rmsnorm", "weight")
+
+
+def test_the_tables_hf_names_are_the_trainers_parameters():
+    from trainer.model import init_params
+    used = set()
+    for over in NAMED.values():
+        cfg = small_student(**over)
+        params = init_params(cfg, 0)
+        assert sorted(set(params) - {name for w in opset.WEIGHTS for name in expand(w, cfg)}) == []
+        used |= {w for w in opset.WEIGHTS if set(expand(w, cfg)) & set(params)}
+    assert sorted(set(opset.WEIGHTS) - used, key=str) == []          # every row names a real parameter
+
+
+@pytest.mark.parametrize("case", NAMED)
+def test_the_compiler_names_each_tensor_by_the_tables_hf_name(case):
+    cfg = small_student(**NAMED[case])
+    graph = split(compile_model(random_params(cfg), cfg, Tokenizer())[0])[1]["graph"]
+    for node in graph["nodes"] + graph["mtp"]["nodes"]:
+        for k, name in opset.tensor_attrs(node["op"], node["attrs"]).items():
+            allowed = {n for w in opset.WEIGHTS if (w.op, w.attr) == (node["op"], k) for n in expand(w, cfg)}
+            if k in ("w_uk", "w_uv"):                       # absorbed from kv_b_proj (the table's note)
+                allowed = {n.replace("kv_b_proj", k) for n in allowed}
+            if node["op"] == "linear":                      # MTP's eh_proj, split in its e and h columns
+                allowed = {n + part for n in allowed for part in (".e", ".h")}
+            if node["op"] == "lm_head" and cfg.tie_word_embeddings:
+                allowed = {"embed_tokens"}
+            assert name in allowed, (node["op"], k)
+
+
+@pytest.mark.parametrize("case", NAMED)
+def test_the_tables_gguf_names_are_what_the_export_writes(case, tmp_path):
+    gguf = pytest.importorskip("gguf")
+    from conftest import write_compiled
+    cfg = small_student(**NAMED[case])                      # with shared experts: none would write zeros
+    params = random_params(cfg)
+    path = write_compiled(tmp_path / "model.msgpack", cfg, "int8")
+    gguf_export.export(path, str(tmp_path / "model.gguf"))
+    want = set()
+    for w in opset.WEIGHTS:
+        names = w.gguf if isinstance(w.gguf, tuple) else (w.gguf,) if w.gguf else ()
+        layers = range(cfg.num_hidden_layers) if "{i}" in w.hf else [None]
+        want |= {n.format(i=i) for i in layers if w.hf.format(i=i) in params for n in names}
+    assert sorted(t.name for t in gguf.GGUFReader(str(tmp_path / "model.gguf")).tensors) == sorted(want)
