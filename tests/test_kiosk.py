@@ -470,3 +470,31 @@ def test_a_cut_off_answer_on_a_16x2_lcd_and_a_token_limit():
     v.answer, v.cut_off = "", "token limit"
     assert [line.text for line in layout(v, 16, 2)] == ["What is 47+38?", "(cut off)"]
     assert [line.text for line in layout(v, 21, 5)] == ["What is 47+38?", "(token limit)", "", "", "cut off"]
+
+
+class NoPins:
+    """A pin factory that fails as gpiozero's default does on a host with no GPIO."""
+
+    def __getattr__(self, name):
+        from gpiozero.exc import BadPinFactory
+        raise BadPinFactory("Unable to load any default pin factory!")
+
+
+def test_without_gpio_the_kiosk_runs_says_so_once_and_retries(factory, tiny_model_file, caplog):
+    clock = Clock()
+    cfg = load_config(OLED, model_override=tiny_model_file)
+    k = Kiosk(cfg, load(tiny_model_file), open_display(cfg, simulate=True), pin_factory=NoPins(), clock=clock)
+    assert k.buttons == [] and k.view.mode == "error" and "no GPIO" in k.view.message
+    k.start()
+    # the worker retries at the top of its loop, before it takes the next event: the second sync of
+    # two wait_idle()s is taken only after a pass through that check with the new clock
+    settle = lambda: k.wait_idle() and k.wait_idle()
+    clock.t += 11                                     # still no GPIO at the first retry: no second error
+    assert settle()
+    assert sum("GPIO unavailable" in r.message for r in caplog.records) == 1
+    k.pin_factory = factory                           # the pins appear (say, the gpio group took effect)
+    clock.t += 11
+    assert settle() and len(k.buttons) == len(cfg.buttons) and k.view.mode == "idle"
+    tap(factory, cfg.buttons[0].pin, clock)           # and a press is answered
+    assert k.wait_idle() and k.stats["accepted"] == 1
+    k.stop()
