@@ -34,6 +34,11 @@ def quote(value, limit=QUOTE_CHARS):
     return text if len(text) <= limit else f"{text[:limit]}... ({size})"
 
 
+def cut(text, limit=200):
+    """Text for an error message (a path, a parser's message), cut to `limit` characters."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def invalid(where, key, value, valid, error=ConfigError, shown=None):
     """The one wording of a bad value -> the exception to raise. shown: the value as the user wrote it
     (an I2C address in hex), instead of its quote."""

@@ -21,11 +21,11 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Optional
 
-from runtime.checks import check_fields, check_one_of, check_range, invalid, quote
+from runtime.checks import check_fields, check_one_of, check_range, cut, invalid, quote
 from runtime.errors import ConfigError, GenerationError, ModelFormatError, TokenizerError
 from runtime.generate import check_options
-from runtime.kiosk.display import check_display
-from runtime.kiosk.yamlfile import cut, read_yaml
+from runtime.kiosk.display import I2C_DISPLAYS, check_display
+from runtime.kiosk.yamlfile import read_yaml
 from runtime.model import load
 from runtime.tasks import FAMILIES
 
@@ -108,7 +108,7 @@ class KioskConfig:
         d = self.display
         if d.refresh_ms is not None:
             return d.refresh_ms / 1000
-        if d.type in ("ssd1306", "sh1106", "hd44780"):
+        if d.type in I2C_DISPLAYS:
             return 0.1 if d.i2c_khz < 400 else 0.05
         return 0.05
 
@@ -122,7 +122,6 @@ class KioskConfig:
 
 
 DISPLAY_TYPES = ("ssd1306", "sh1106", "hd44780", "hdmi", "terminal")
-I2C_DISPLAYS = ("ssd1306", "sh1106", "hd44780")
 TOP_KEYS = {f.name for f in fields(KioskConfig)} - {"path"}
 
 

@@ -18,6 +18,7 @@ log = logging.getLogger("tinyr1.kiosk")
 DEFAULT_SIZES = {"ssd1306": (128, 64), "sh1106": (128, 64), "hd44780": (16, 2), "hdmi": (640, 360),
                  "terminal": (40, 8)}
 DEFAULT_ADDRESS = {"ssd1306": 0x3C, "sh1106": 0x3C, "hd44780": 0x27}
+I2C_DISPLAYS = tuple(DEFAULT_ADDRESS)     # the displays on the I2C bus
 # (width, height) each luma driver accepts (pixels; characters for the hd44780); any other size raises in
 # the driver's constructor, on the Pi only (the simulator's dummy device takes any size)
 DRIVER_SIZES = {"ssd1306": ((128, 64), (128, 32), (96, 16), (64, 48), (64, 32)),
@@ -191,7 +192,7 @@ class RecordingBus:
 def display_hint(cfg):
     """What a kiosk owner can do about a display that will not open, or "" when we cannot tell."""
     d = cfg.display
-    if d.type in ("ssd1306", "sh1106", "hd44780") and not os.path.exists(f"/dev/i2c-{d.i2c_port}"):
+    if d.type in I2C_DISPLAYS and not os.path.exists(f"/dev/i2c-{d.i2c_port}"):
         return (f"/dev/i2c-{d.i2c_port} does not exist: I2C is off. Enable it with `sudo raspi-config nonint do_i2c 0` "
                 f"(or the line dtparam=i2c_arm=on in /boot/firmware/config.txt) and reboot")
     if d.type == "hdmi" and not os.path.exists(d.framebuffer):

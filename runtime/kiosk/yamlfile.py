@@ -4,7 +4,7 @@ import os
 
 import yaml
 
-from runtime.checks import QUOTE_CHARS, quote
+from runtime.checks import QUOTE_CHARS, cut, quote
 from runtime.errors import ConfigError
 
 MAX_FILE_BYTES = 64 * 1024                # the shipped configs are 1-2 KB; the pure-Python YAML parser takes
@@ -45,11 +45,6 @@ def read_yaml(path):
         line = text.count("\n", 0, e.position) + 1
         raise ConfigError(f"{path}: invalid YAML at line {line}: character U+{c:04X} is not allowed "
                           f"({e.reason}); YAML takes printable characters, tabs and newlines") from None
-
-
-def cut(text, limit=200):
-    """text for an error message, cut to `limit` characters (a path, a parser's message)."""
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 class _Loader(yaml.SafeLoader):
