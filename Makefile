@@ -18,6 +18,7 @@ FLOOR_PEERS := tflite-runtime==2.14.0
 
 SEED_QUESTIONS := "What is 47+38?" "How many r in strawberry?" "Solve 3x+5=20" \
   "A train travels 300 km in 5 hours. What is its average speed?" "Solve x^2-5x+6=0" "What is fib(10)?" "Sort 5 3 9 1"
+DEMO_QUESTIONS := $(SEED_QUESTIONS) "Hello"
 
 .PHONY: demo test clean system-tools pi-check
 
@@ -70,7 +71,7 @@ $(MODEL): $(VENV)/.demo trainer/checkpoints/student/model.npz
 	$(VENV)/bin/tinyr1 compile trainer/checkpoints/student -o $(MODEL)
 
 demo: $(VENV)/.demo $(MODEL)
-	@for q in $(SEED_QUESTIONS); do echo "Q: $$q"; $(VENV)/bin/tinyr1 run $(MODEL) --prompt "$$q"; echo; done
+	@for q in $(DEMO_QUESTIONS); do echo "Q: $$q"; $(VENV)/bin/tinyr1 run $(MODEL) --prompt "$$q"; echo; done
 	@echo "--- the kiosk, simulated: firmware_configs/pi5-ssd1306.yaml, every button pressed once"
 	$(VENV)/bin/tinyr1 simulate --config firmware_configs/pi5-ssd1306.yaml --model $(MODEL) --gif kiosk.gif
 

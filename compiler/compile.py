@@ -16,7 +16,8 @@ from compiler.trace import trace
 from runtime.errors import CheckpointError
 from runtime.opset import state_problem
 
-GENERATION_DEFAULTS = {"max_new_tokens": 200, "temperature": 0.0, "top_k": None, "top_p": None,
+GENERATION_DEFAULTS = {"max_new_tokens": 512,   # clipped to the context left after the prompt
+                       "temperature": 0.0, "top_k": None, "top_p": None,
                        "stop": ["</answer>", "<eos>"]}
 
 

@@ -159,7 +159,7 @@ def generate(model, prompt, *, max_new_tokens=None, temperature=0.0, top_k=None,
         raise ContextOverflowError(f"the prompt is {len(ids)} tokens; the model's context holds "
                                    f"{model.max_positions}, leaving no room to answer")
     if max_new_tokens is None:
-        max_new_tokens = int(model.generation.get("max_new_tokens", 200))
+        max_new_tokens = int(model.generation.get("max_new_tokens", 512))
     max_new_tokens = min(max_new_tokens, model.max_positions - len(ids))
     if speculative and (temperature or not model.has_mtp):
         raise GenerationError(f"speculative decoding needs greedy decoding (temperature 0, got {temperature}) and a "

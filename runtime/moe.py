@@ -58,7 +58,6 @@ class MoE:
         self.w = np.ones(self.n_run, np.float32)               # decode: their weights (shared: 1)
         self.gu = np.zeros((self.n_run, 2 * self.F), np.float32)
         self.y = np.zeros((self.n_run, gu.shape[2]), np.float32)
-        self.neg_bias = -self.bias                              # decode: argsort ascending = top_k first
         self.neg_router_t = -self.router_t                      # decode: exp(-logits) in one call
 
     def route(self, x):
@@ -89,7 +88,8 @@ class MoE:
             e = np.exp(x.dot(self.neg_router_t))
             e += 1.0
             s = np.reciprocal(e, out=e)                                                   # (E,) sigmoid scores
-            idx = (self.neg_bias - s).argsort(kind="stable")[:top_k]                     # top_k of s + bias
+            s_b = s + self.bias                                                           # exactly route()'s sum:
+            idx = np.negative(s_b, out=s_b).argsort(kind="stable")[:top_k]               # ties break the same way
             w = self.w[:top_k]
             s.take(idx, out=w)
             w *= scale / (sum(w.tolist()) + 1e-20) if self.norm_topk_prob else scale

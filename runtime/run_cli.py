@@ -58,7 +58,10 @@ def _stream(model, question, **kw):
         sys.stdout.flush()
     secs = stats["prefill_seconds"] + stats["decode_seconds"]
     s = score(question, "".join(pieces))
-    verdict = "" if s["correct"] is None else f", verifier: {'right' if s['correct'] else 'wrong'}"
+    if s["family"] is None:                 # no family covers it: the right answer is the refusal
+        verdict = f", out of scope: {'refused' if s['refused'] else 'answered anyway'}"
+    else:
+        verdict = f", verifier: {'right' if s['correct'] else 'wrong'}"
     drafts = f", drafts accepted {stats['accepted']}/{stats['drafted']}" if stats.get("drafted") else ""
     click.echo(f"\n[{stats['tokens']} tokens, {stats['tokens'] / max(secs, 1e-9):.0f} tokens/s, "
                f"first token after {stats['prefill_seconds'] * 1000:.1f} ms, stop: {stats['stop']}{verdict}{drafts}]",

@@ -37,7 +37,7 @@ def child(path, questions):
     rows = []
     for q in questions:
         stats = {}
-        for _ in model.generate(q, max_new_tokens=200, stats=stats):
+        for _ in model.generate(q, max_new_tokens=512, stats=stats):
             pass
         rows.append(stats)
     print(json.dumps({"load_s": load_s, "rows": rows, "peak_rss_mb": peak_rss_mb()}))

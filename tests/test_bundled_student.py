@@ -33,24 +33,33 @@ def student():
 
 
 def test_size_and_shipped_metadata(student):
-    params, cfg, tok, info, *_ = student
-    assert count_params(cfg) <= 2_000_000
+    params, cfg, tok, info, *_, size8 = student
+    assert size8 <= 4_000_000, "the issue's bound on the compiled file: 4 MB"
     assert "optim_step" not in info and not os.path.exists(os.path.join(CKPT, "optim.npz"))
     assert info["eval"], "the checkpoint records its eval table"
 
 
 def test_recorded_recipe_describes_the_bundle(student):
-    # checkpoint.json names the recipe and stage that trained it; follow that stage's init chain back to
-    # the stage that built the model, whose configuration must be the bundle's
+    # checkpoint.json names the recipe (and, for a pipeline, the stage) that trained it; follow a stage's
+    # init chain back to the stage that built the model, whose configuration must be the bundle's
     params, cfg, tok, info, *_ = student
-    stages = {s.name: s for s in load_recipe(os.path.join(ROOT, info["recipe_file"])).stages}
-    st = stages[info["stage"]]
-    assert st.recipe.sft.steps == info["step"]
-    while st.recipe.sft.init in stages:
-        st = stages[st.recipe.sft.init]
+    recipe = load_recipe(os.path.join(ROOT, info["recipe_file"]))
+    if recipe.stages:
+        stages = {s.name: s for s in recipe.stages}
+        st = stages[info["stage"]]
+        assert st.recipe.sft.steps == info["step"]
+        while st.recipe.sft.init in stages:
+            st = stages[st.recipe.sft.init]
+        recipe = st.recipe
+    else:
+        assert recipe.sft.steps == info["step"] and recipe.name == info["recipe"]
     have = cfg.to_dict()
-    diff = {k: (v, have[k]) for k, v in st.recipe.model.to_dict().items() if have[k] != v}
-    assert not diff, f"{info['recipe_file']} {st.name}: model differs from the bundle in {diff}"
+    diff = {k: (v, have[k]) for k, v in recipe.model.to_dict().items() if have[k] != v}
+    if info["recipe_file"].endswith("r1-kiosk.yaml"):
+        # v1 was trained at a 256-token context on the v1 tasks; the recipe now asks for 512, which v2's
+        # longest trace (fib(40), 390 tokens) needs
+        assert diff.pop("max_position_embeddings", None) == (512, 256)
+    assert not diff, f"{info['recipe_file']}: model differs from the bundle in {diff}"
 
 
 def test_int8_file_is_at_most_1_15_bytes_per_parameter(student):
@@ -69,6 +78,8 @@ def test_int8_greedy_next_token_agreement_on_held_out_traces(student):
     for q in held_out_traces():
         prompt = [tok.bos_id] + tok.encode(q)
         ids = prompt + tok.encode(target(q))
+        if len(ids) > cfg.max_position_embeddings:          # v1 (256 tokens) cannot hold v2's longest traces
+            continue
         a = f32.logits(ids)[len(prompt) - 1:].argmax(-1)
         b = i8.logits(ids)[len(prompt) - 1:].argmax(-1)
         agree += int((a == b).sum())
@@ -94,48 +105,60 @@ def test_mtp_drafts_leave_greedy_text_unchanged_and_are_mostly_accepted(student)
 
 
 # ---------------------------------------------------------------- the README's claims
+DEMO = SEED_QUESTIONS                      # the README shows `make demo`'s seven seed questions
+
+
 def readme_demo():
     """The `make demo` transcript in the README: [(question, completion, tokens, verdict)]."""
-    return re.findall(r"^Q: (.+)\n(<think>.*</answer>)\n\[(\d+) tokens, .*verifier: (right|wrong)\]$", README, re.M)
+    return re.findall(r"^Q: (.+)\n(<think>.*</answer>)\n\[(\d+) tokens, .*(?:verifier|out of scope): "
+                      r"(right|wrong|refused|answered anyway)\]$", README, re.M)
 
 
-def test_seed_answers_are_exactly_what_the_readme_prints(student_file):
+def test_demo_answers_are_exactly_what_the_readme_prints(student_file):
     demo = readme_demo()
-    assert [q for q, *_ in demo] == SEED_QUESTIONS, "the README's demo lists the seven seed questions"
+    assert [q for q, *_ in demo] == DEMO, "the README's demo lists the seven seed questions"
     model = load(student_file)                               # int8, compiled as `make demo` compiles it
     for question, text, tokens, verdict in demo:
         stats = {}
         got = "".join(model.generate(question, stats=stats))
         assert got == text, f"{question}: README prints {text!r}, the int8 student answers {got!r}"
         assert stats["tokens"] == int(tokens)
-        assert score(question, got)["correct"] == (verdict == "right")
+        s = score(question, got)
+        assert verdict == ({True: "right", False: "wrong"}[s["correct"]] if s["family"] else
+                           "refused" if s["refused"] else "answered anyway")
+
+
+SECTION = ("## The bundled student", "### What the table says")
+CELL = r"([\d.]+)% \((\d+)\)"
 
 
 def readme_eval_table():
-    """The bundled student's table in the README -> ({family: (held-out %, extrapolation % or None)},
-    {family: % on its training questions}, held-out "all" %)."""
-    section = README[README.index("## The bundled student"):README.index("## The R1 recipe")]
-    held, train = {}, {}
-    for fam, acc, extra in re.findall(r"^\| (\w+) \| ([\d.]+)% \| [\d.]+% \| \d+ \| ([\d.]+%|n/a) \|", section, re.M):
-        held[fam] = (float(acc), None if extra == "n/a" else float(extra[:-1]))
-    for fam, acc in re.findall(r"^\| (\w+) \(its training questions[^|]*\| ([\d.]+)% \|", section, re.M):
-        train[fam] = float(acc)
-    everything = float(re.search(r"^\| \*\*all\*\* \| ([\d.]+)% \|", section, re.M).group(1))
-    return held, train, everything
+    """The bundled student's `tinyr1 eval` table in the README -> {(family, column): (%, distinct questions)}
+    with columns canonical (or trained), phrasings, extrapolation, and ("refuse", "out-of-scope")."""
+    section = README[README.index(SECTION[0]):README.index(SECTION[1])]
+    table = {}
+    for fam, trained, *cells in re.findall(rf"^\| (\w+)( \(all trained\))? \| {CELL} \| {CELL} \| {CELL} \|", section, re.M):
+        for column, (acc, n) in zip(("trained" if trained else "canonical", "phrasings", "extrapolation"),
+                                    zip(cells[::2], cells[1::2])):
+            table[fam, column] = (float(acc), int(n))
+    for fam, acc, n in re.findall(rf"^\| (faq) \(all trained\) \| {CELL} \| n/a \| n/a \|", section, re.M):
+        table[fam, "trained"] = (float(acc), int(n))
+    acc, n = re.search(rf"^\| out of scope: refused \| {CELL} \|", section, re.M).groups()
+    table["refuse", "out-of-scope"] = (float(acc), int(n))
+    return table
 
 
-README_N = 200          # the README's table: `tinyr1 eval trainer/checkpoints/student --n 200 --seed 0`
-TEST_N = 400            # this test: fresh problems (seed 1), so it checks the figures, not one draw of them
+TEST_N = 150            # this test: fresh problems (seed 1), so it checks the figures, not one draw of them
 Z = 3.29                # two-sided 99.9%
 
 
-def agresti_caffo(p_readme, k_test, n_test):
-    """(difference, its standard error) between the README's rate (of README_N problems) and this run's
+def agresti_caffo(p_readme, n_readme, k_test, n_test):
+    """(difference, its standard error) between the README's rate (of n_readme questions) and this run's
     k_test / n_test, with one success and one failure added to each sample (Agresti and Caffo 2000): it
     stays honest at 0% and 100%, where the plain binomial error is zero."""
-    k_readme = round(p_readme * README_N)
-    a, b = (k_readme + 1) / (README_N + 2), (k_test + 1) / (n_test + 2)
-    return b - a, math.sqrt(a * (1 - a) / (README_N + 2) + b * (1 - b) / (n_test + 2))
+    k_readme = round(p_readme * n_readme)
+    a, b = (k_readme + 1) / (n_readme + 2), (k_test + 1) / (n_test + 2)
+    return b - a, math.sqrt(a * (1 - a) / (n_readme + 2) + b * (1 - b) / (n_test + 2))
 
 
 @pytest.fixture(scope="module")
@@ -145,28 +168,29 @@ def fresh_eval():
 
 
 def test_eval_table_in_the_readme_holds_on_fresh_problems(fresh_eval):
-    """Every row of the README's table, against TEST_N fresh problems per family and split. Each problem is
-    drawn independently from the split's distribution and greedy answers are deterministic, so a family's
-    correct count is binomial: README and test may differ by Z standard errors of the difference of two
-    binomial rates. With TEST_N=400 against the README's 200 that is 1.8 points at 100% and 14 at 50%, where
-    the README's own sample dominates. With 19 rows the chance that an unchanged model fails one is ~2%,
-    once: the problems are seeded, so a pass stays a pass."""
-    held, train, everything = readme_eval_table()
-    assert set(held) == set(FAMILIES) - {"faq"} and set(train) == {"faq"}
-    got = {(r["family"], r["split"]): r for r in fresh_eval}
-    bad, var = [], 0.0
-    for (fam, split), r in sorted(got.items()):
-        want = {"heldout": held.get(fam, (None,))[0], "extrapolate": held.get(fam, (None, None))[1],
-                "train": train.get(fam)}[split] / 100
-        diff, se = agresti_caffo(want, round(r["accuracy"] * r["n"]), r["n"])
-        var += se ** 2 / len(held) ** 2 if split == "heldout" else 0
-        print(f"{fam} {split}: README {want:.1%}, fresh {r['accuracy']:.1%} (bound {Z * se:.1%})")
-        if abs(diff) > Z * se:
-            bad.append(f"{fam} {split}: README {want:.1%}, fresh problems {r['accuracy']:.1%} (bound {Z * se:.1%})")
+    """Every cell of the README's table against fresh questions (seed 1). Greedy answers are deterministic and
+    the questions are drawn independently, so a cell's correct count is binomial: README and test may differ
+    by Z standard errors of the difference of two binomial rates (1.8-2.5 points at 100%, 14-18 at 50%).
+    fib and FAQ list every question they have, so theirs must match exactly."""
+    table = readme_eval_table()
+    assert {f for f, _ in table} == set(FAMILIES) | {"refuse"}
+    bad = []
+    for r in fresh_eval:
+        want, n_readme = table[r["family"], r["column"]]
+        if r["column"] == "trained":                       # fib and FAQ list every problem, in fixed phrasings
+            ok = round(r["accuracy"] * 1000) == round(want * 10) and r["n"] == n_readme
+            bound = 0
+        else:
+            diff, se = agresti_caffo(want / 100, n_readme, round(r["accuracy"] * r["n"]), r["n"])
+            ok, bound = abs(diff) <= Z * se, Z * se
+        print(f"{r['family']} {r['column']}: README {want:.1f}% of {n_readme}, fresh {r['accuracy']:.1%} of {r['n']}")
+        if not ok:
+            bad.append(f"{r['family']} {r['column']}: README {want:.1f}%, fresh {r['accuracy']:.1%} (bound {bound:.1%})")
     assert not bad, "\n".join(bad)
-    acc, fmt = held_out_mean(fresh_eval)                       # a mean of F families: sd is sqrt(sum of var)/F
-    assert abs(acc - everything / 100) <= Z * math.sqrt(var), (acc, everything)
-    assert fmt >= 0.99
+    acc, fmt = held_out_mean(fresh_eval)
+    section = README[README.index(SECTION[0]):README.index(SECTION[1])]
+    readme_fmt = float(re.search(r"^\| \*\*all\*\* \|[^|]*\|[^|]*\|[^|]*\| ([\d.]+)% \|", section, re.M).group(1))
+    assert abs(100 * fmt - readme_fmt) <= 3, (fmt, readme_fmt)     # share of well-formed in-range answers
 
 
 def test_file_sizes_in_the_readme_are_what_compile_writes(monkeypatch):

@@ -8,23 +8,24 @@ import pytest
 from runtime.errors import DatasetError
 from runtime.tokenizer import Tokenizer
 from trainer.tasks import FAMILIES, load_jsonl, make_example, target
+from trainer.tasks.cot import placed
 
 EXACT = {
-    "What is 47+38?": "<think>7+8=15 4+3+1=8</think><answer>85</answer>",
-    "What is 95+17?": "<think>5+7=12 9+1+1=11</think><answer>112</answer>",
-    "What is 82-47?": "<think>12-7=5 7-4=3</think><answer>35</answer>",
-    "What is 80-15?": "<think>10-5=5 7-1=6</think><answer>65</answer>",
-    "What is 23*7?": "<think>3*7=21 2*7=14+2=16</think><answer>161</answer>",
-    "How many r in strawberry?": "<think>s t r1 a w b e r2 r3 y</think><answer>3</answer>",
-    "Solve 3x+5=20": "<think>3x=20-5=15 x=15/3=5</think><answer>x=5</answer>",
-    "Solve 4x-3=9": "<think>4x=9+3=12 x=12/4=3</think><answer>x=3</answer>",
-    "A train travels 174 km in 6 hours. What is its average speed?":
-        "<think>174/6 17/6=2r5 54/6=9r0</think><answer>29 km/h</answer>",
-    "Solve x^2-5x+6=0": "<think>a+b=5 ab=6 1*4=4!=6 2*3=6=6</think><answer>x=2,x=3</answer>",
-    "Solve x^2-6x+9=0": "<think>a+b=6 ab=9 1*5=5!=9 2*4=8!=9 3*3=9=9</think><answer>x=3</answer>",
-    "What is fib(3)?": "<think>0,3 1,2 1,1 2,0</think><answer>2</answer>",
-    "What is fib(0)?": "<think>0,0</think><answer>0</answer>",
-    "Sort 5 3 9 1": "<think>1 of 5 3 9 1;3 of 5 3 9;5 of 5 9;9 of 9</think><answer>1 3 5 9</answer>",
+    "What is 47+38?": "<think>b4a7+b3a8 a7+8=15 b4+3+1=8 =b8a5</think><answer>85</answer>",
+    "What is 82-47?": "<think>b8a2-b4a7 a12-7=5 b7-4=3 =b3a5</think><answer>35</answer>",
+    "What is 47-82?": "<think>b4a7-b8a2 a7-2=5 b14-8=6 <0 b8a2-b4a7 a12-7=5 b7-4=3 =-b3a5</think><answer>-35</answer>",
+    "What is 23*7?": "<think>b2a3*a7 a7: a3*7=21 b2*7=14+2=16 =c1b6a1</think><answer>161</answer>",
+    "What is 23*47?": "<think>b2a3*b4a7 a7: a3*7=21 b2*7=14+2=16 =c1b6a1 b4: a3*4=12 b2*4=8+1=9 =c9b2a0 "
+                      "+ a1+0=1 b6+2=8 c1+9=10 =d1c0b8a1</think><answer>1081</answer>",
+    "How many r in strawberry?": "<think>r: s t r1 a w b e r2 r3 y</think><answer>3</answer>",
+    "Solve 3x+5=20": "<think>3x+5=20 3x=20-5 b2a0-a5 a10-5=5 b1-0=1 =b1a5 x=15/3 15/3: 1/3=0r1 15/3=5r0 =5"
+                     "</think><answer>x=5</answer>",
+    "A train travels 300 km in 5 hours. What is its average speed?":
+        "<think>300/5: 3/5=0r3 30/5=6r0 0/5=0r0 =60</think><answer>60 km/h</answer>",
+    "Solve x^2-5x+6=0": "<think>x^2-5x+6=0 s=5 p=6 s^2=25 4p=24 D=25-24 b2a5-b2a4 a5-4=1 b2-2=0 =a1 d=1 "
+                        "x=(5-1)/2=4/2=2 x=(5+1)/2=6/2=3</think><answer>x=2,x=3</answer>",
+    "What is fib(3)?": "<think>fib(3): 0,3 1,2 1,1 2,0</think><answer>2</answer>",
+    "Sort 12 5 37 19 5": "<think>12 5 37 19 5 5:2 12:1 19:1 37:1</think><answer>5 5 12 19 37</answer>",
 }
 
 
@@ -33,65 +34,85 @@ def test_exact_traces(q):
     assert target(q) == EXACT[q]
 
 
+def test_places_name_each_digit():
+    assert placed(0) == "a0" and placed(47) == "b4a7" and placed(123456) == "f1e2d3c4b5a6"
+
+
+def unplace(s):
+    """'-b3a5' -> -35, checking the letters run down to a."""
+    sign, body = (-1, s[1:]) if s.startswith("-") else (1, s)
+    pairs = re.findall(r"([a-z])(\d)", body)
+    assert "".join(l + d for l, d in pairs) == body and [l for l, _ in pairs] == \
+        [chr(ord("a") + i) for i in range(len(pairs))][::-1], s
+    return sign * int("".join(d for _, d in pairs))
+
+
+def value(expr):
+    """Value of 'a+b+c', 'a-b' or 'a*b' (no eval)."""
+    if "*" in expr:
+        a, b = expr.split("*")
+        return int(a) * int(b)
+    m = re.fullmatch(r"(-?\d+)-(\d+)", expr)
+    if m:
+        return int(m.group(1)) - int(m.group(2))
+    return sum(int(a) for a in expr.split("+"))
+
+
 def check_steps(ex):
-    """An independent reading of each trace: every written equation must be true, and the answer
-    must follow from the steps alone."""
+    """An independent reading of each trace: every column step and division step must be true, every placed
+    number well formed, and the answer must be the trace's last result."""
     t = ex.reasoning
+    for step in re.findall(r"(?<![\w^(])[a-z](\d+[-+*]\d+(?:\+\d+)?(?:=\d+(?:\+\d+)?)+)", t):   # a7+8=15, b2*7=14+2=16
+        parts = step.split("=")
+        for lhs, rhs in zip(parts, parts[1:]):
+            assert value(lhs) == int(rhs.split("+")[0]), (step, t)
+    for n, d, q, r in re.findall(r"(\d+)/(\d+)=(\d+)r(\d+)", t):
+        assert int(n) == int(q) * int(d) + int(r) and int(r) < int(d), t
+    results = re.findall(r" =(-?(?:[a-z]\d)+)", t)
     if ex.family in ("add", "sub", "mul"):
-        for eq in t.split():
-            parts = eq.split("=")
-            for lhs, rhs in zip(parts, parts[1:]):
-                assert eval_int(lhs) == int(rhs.split("+")[0]) if "+" in rhs else eval_int(lhs) == int(rhs), eq
-        finals = [int(eq.split("=")[-1]) for eq in t.split()]
-        if ex.family == "sub":
-            digits = "".join(str(v) for v in reversed(finals)).lstrip("0") or "0"
-        else:
-            digits = str(finals[-1]) + "".join(str(v % 10) for v in reversed(finals[:-1]))
-        assert digits == ex.answer
+        assert str(unplace(results[-1])) == ex.answer, t
     elif ex.family == "speed":
-        steps = t.split()[1:]
-        for s in steps:
-            n, t_, q, r = map(int, re.fullmatch(r"(\d+)/(\d+)=(\d+)r(\d+)", s).groups())
-            assert n == q * t_ + r and r < t_
-        assert "".join(re.fullmatch(r"\d+/\d+=(\d+)r\d+", s).group(1) for s in steps).lstrip("0") + " km/h" == ex.answer
+        speed = int(re.search(r" =(\d+)$", t).group(1))
+        assert f"{speed} km/h" == ex.answer
+    elif ex.family == "linear":                        # "x=R/a" with R the sum's signed result, then R/a
+        r, a = map(int, re.search(r" x=(-?\d+)/(\d+) ", t).groups())
+        q = int(re.search(r" =(\d+)\)?$", t).group(1))
+        negated = " -(" in t.split(" x=")[0]            # -(|c|+b): a sum of two negatives
+        assert r == unplace(results[-1]) * (-1 if negated else 1) and abs(r) == q * a and ex.answer == f"x={r // a}", t
+    elif ex.family == "quadratic":
+        s, p, d = (int(re.search(rf" {k}=(-?\d+)", t).group(1)) for k in "spd")
+        assert unplace(results[-1]) == d * d == s * s - 4 * p, t
+        roots = sorted({int(x) for x in re.findall(r"/2=-?\d+/2=(-?\d+)", t)})
+        assert FAMILIES["quadratic"].verify(ex.question, ",".join(f"x={r}" for r in roots))
     elif ex.family == "fib":
-        steps = [tuple(map(int, s.split(","))) for s in t.split()]
+        steps = [tuple(map(int, s.split(","))) for s in t.split()[1:]]
         assert [k for _, k in steps] == list(range(len(steps) - 1, -1, -1))
         vals = [v for v, _ in steps]
         assert vals[:2] == [0, 1][:len(vals)] and all(c == a + b for a, b, c in zip(vals, vals[1:], vals[2:]))
         assert str(vals[-1]) == ex.answer
-    elif ex.family == "quadratic":
-        s, p = (int(x.split("=")[1]) for x in t.split()[:2])
-        *tries, last = t.split()[2:]
-        assert all("!=" in x for x in tries) and last.endswith(f"={p}") and "!=" not in last
-        a, b = map(int, last.split("=")[0].split("*"))
-        assert a + b == s and a * b == p
     elif ex.family == "count":
-        assert str(max([int(w[1:]) for w in t.split() if len(w) > 1] or [0])) == ex.answer
+        assert str(max([int(w[1:]) for w in t.split()[1:] if len(w) > 1] or [0])) == ex.answer
+    elif ex.family == "sort":                          # the list restated, then "value:count", values rising
+        given = FAMILIES["sort"].parse(ex.question)
+        words = t.split()
+        assert words[:len(given)] == list(map(str, given)), t
+        tally = [tuple(map(int, w.split(":"))) for w in words[len(given):]]
+        assert [v for v, _ in tally] == sorted({v for v, _ in tally}) and all(c >= 1 for _, c in tally)
+        assert " ".join(" ".join([str(v)] * c) for v, c in tally) == ex.answer == " ".join(map(str, sorted(given)))
 
 
-def eval_int(expr):
-    """Value of 'a+b+c', 'a-b' or 'a*b' written by a trace (no eval)."""
-    if "*" in expr:
-        a, b = expr.split("*")
-        return int(a) * int(b)
-    if "-" in expr:
-        a, b = expr.split("-")
-        return int(a) - int(b)
-    return sum(int(a) for a in expr.split("+"))
-
-
-@pytest.mark.parametrize("family", list(FAMILIES))
-def test_traces_compute_the_right_answer(family):
+@pytest.mark.parametrize("family", list(FAMILIES) + ["refuse"])
+def test_traces_compute_the_right_answer_and_fit_the_context(family):
     rng = np.random.default_rng(7)
     tok = Tokenizer()
-    for split in ("train", "extrapolate") if family != "faq" else ("train",):
-        for _ in range(300):
+    sizes = ("train", "extrapolate") if family not in ("faq", "refuse") else ("train",)
+    for split in sizes:
+        for _ in range(300 if family != "fib" else 60):
             ex = make_example(family, rng, split)
-            assert FAMILIES[family].verify(ex.question, ex.answer)
+            assert family == "refuse" or FAMILIES[family].verify(ex.question, ex.answer)
             check_steps(ex)
-            n = len(tok.encode("<bos>" + ex.question + target(ex.question))) + 1
-            assert split == "extrapolate" or n <= 200
+            n = len(tok.encode("<bos>" + ex.question + target(ex.question) if family != "refuse" else ex.question))
+            assert n + 1 <= 512                        # the v2 student's context
 
 
 def test_jsonl_dataset(tmp_path):

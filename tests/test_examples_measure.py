@@ -27,9 +27,10 @@ def test_speculative_drafts_keep_the_text(student_file):
 
 def test_int8_parity_reports_the_issue_3_bounds(student_ckpt_dir):
     out = run("int8_parity.py", student_ckpt_dir)
-    pre, dec = map(float, re.search(r"prefill ([\d.e+-]+), step decode ([\d.e+-]+)", out).groups())
+    pre = float(re.search(r"prefill ([\d.e+-]+), step decode", out).group(1))
+    off, positions = (int(s.replace(",", "")) for s in re.search(r"beyond 1e-4 at (\d+) of ([\d,]+) positions", out).groups())
     agree, total = (int(s.replace(",", "")) for s in re.search(r"identical on ([\d,]+) of ([\d,]+)", out).groups())
-    assert pre <= 1e-4 and dec <= 1e-4 and agree >= 0.99 * total > 0
+    assert pre <= 1e-4 and off <= 0.01 * positions and agree >= 0.99 * total > 0
     assert float(re.search(r"= ([\d.]+) bytes per parameter", out).group(1)) <= 1.15
 
 

@@ -131,6 +131,14 @@ def test_rewards_against_adversarial_strings(completion, acc, fmt):
     assert format_reward(q, completion) == fmt
 
 
+def test_accuracy_reward_pays_the_refusal_only_where_no_family_answers():
+    from runtime.tasks import REFUSAL
+    refusal = f"<think>not a question I know</think><answer>{REFUSAL}</answer>"
+    assert accuracy_reward("Hello", refusal) == 1 and accuracy_reward("What is 47+38?", refusal) == 0
+    assert accuracy_reward("Hello", "<think>x</think><answer>85</answer>") == 0
+    assert accuracy_reward("Hello", refusal + refusal[len("<think>not a question I know</think>"):]) == 0
+
+
 def test_reward_weights_and_user_functions():
     rw = resolve({"accuracy": 1.0, "format": 0.5, "test_grpo:length_penalty": 1.0})
     total, parts = score_all(rw, "What is 47+38?", "<think>x</think><answer>85</answer>")

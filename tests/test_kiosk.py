@@ -360,28 +360,32 @@ def test_simulate_command_writes_frames_and_gif(tmp_path, student_file):
 
 def test_kiosk_command_as_a_service_with_no_display_attached(tmp_path, tiny_model_file):
     """`tinyr1 kiosk` as systemd starts it: mock pins (no Pi), no I2C bus, so the OLED fails at start and
-    the console takes over; READY=1 arrives, SIGTERM stops it cleanly with STOPPING=1."""
+    the console takes over; READY=1 arrives, SIGTERM stops it cleanly with STOPPING=1. Five times: the kernel
+    may hand SIGTERM to any thread (OpenBLAS has its own), and the kiosk once died of it 6 times in 10."""
     import signal
     import subprocess
     import sys
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    srv.bind(str(tmp_path / "notify"))
-    srv.settimeout(60)
     env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify"), "GPIOZERO_PIN_FACTORY": "mock",
-           "JOURNAL_STREAM": "8:1234"}
-    p = subprocess.Popen([sys.executable, "-m", "runtime.cli", "kiosk", "--config", OLED, "--model", tiny_model_file],
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
-    try:
-        assert srv.recv(64) == b"READY=1"
-        p.send_signal(signal.SIGTERM)
-        assert srv.recv(64) == b"STOPPING=1"
-        out, _ = p.communicate(timeout=60)
-    finally:
-        p.kill()
-        srv.close()
-    assert p.returncode == 0, out
-    assert "<3>tinyr1: display ssd1306 failed at start" in out              # journald priority: error
-    assert "<6>tinyr1.kiosk: kiosk ready: 4 buttons, display console" in out and "<6>tinyr1: stopping" in out
+           "JOURNAL_STREAM": "8:1234", "OPENBLAS_NUM_THREADS": "2"}
+    for _ in range(5):
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        srv.bind(str(tmp_path / "notify"))
+        srv.settimeout(60)
+        p = subprocess.Popen([sys.executable, "-m", "runtime.cli", "kiosk", "--config", OLED, "--model", tiny_model_file],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+        try:
+            assert srv.recv(64) == b"READY=1"
+            p.send_signal(signal.SIGTERM)
+            out, _ = p.communicate(timeout=60)
+            srv.settimeout(1)
+            assert srv.recv(64) == b"STOPPING=1", out
+        finally:
+            p.kill()
+            srv.close()
+            os.unlink(tmp_path / "notify")
+        assert p.returncode == 0, (p.returncode, out)
+        assert "<3>tinyr1: display ssd1306 failed at start" in out              # journald priority: error
+        assert "<6>tinyr1.kiosk: kiosk ready: 4 buttons, display console" in out and "<6>tinyr1: stopping" in out
 
 
 def test_interactive_simulation_keys_press_buttons(tiny_model_file):

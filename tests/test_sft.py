@@ -16,7 +16,7 @@ from trainer.recipe import load_recipe, recipe_from_dict
 
 TINY_MODEL = dict(hidden_size=32, intermediate_size=48, moe_intermediate_size=16, num_hidden_layers=2,
                   num_attention_heads=2, n_routed_experts=4, kv_lora_rank=8, qk_nope_head_dim=8, qk_rope_head_dim=4,
-                  v_head_dim=8, max_position_embeddings=256)
+                  v_head_dim=8, max_position_embeddings=512)   # v2: fib(40) is 390 tokens
 
 
 def write_recipe(tmp_path, sft=None, model=None, name="tiny"):

@@ -213,12 +213,15 @@ def test_grpo_stops_at_a_nan_gradient(tmp_path):
     out = str(tmp_path / "g")
     with pytest.raises(S.DivergenceError) as e:
         run_grpo(gc, out, progress=False, source="g.yaml: grpo")
-    last = os.path.join(out, "ckpt", "step_000001")          # step 1's update made the weights ~1e28, still finite
-    assert str(e.value) == (f"{out}: training diverged at step 2: grad norm is nan, kl is nan; stopped without "
-                            f"writing a checkpoint. Lower lr (now 1e+30) or grad_clip in g.yaml: grpo; the last good "
-                            f"checkpoint is {last}, and `tinyr1 train --resume` continues from it")
+    # the first updates leave the weights huge but finite; the step that overflows depends on the drawn problems
+    k = int(re.search(r"diverged at step (\d+):", str(e.value)).group(1))
+    last = os.path.join(out, "ckpt", f"step_{k - 1:06d}")
+    assert k >= 2 and str(e.value) == (
+        f"{out}: training diverged at step {k}: grad norm is nan, kl is nan; stopped without writing a checkpoint. "
+        f"Lower lr (now 1e+30) or grad_clip in g.yaml: grpo; the last good checkpoint is {last}, and "
+        f"`tinyr1 train --resume` continues from it")
     assert checkpoint.latest(out) == last and not checkpoint.nonfinite(checkpoint.load(last)[0])
-    assert metric_steps(out) == [1]
+    assert metric_steps(out) == list(range(1, k))
 
 
 def test_training_from_nan_weights_is_refused(tmp_path):
@@ -343,7 +346,7 @@ def test_the_context_of_an_init_checkpoint_is_the_one_checked(tmp_path):
 
 def test_a_generated_example_longer_than_the_context_is_a_clear_error(tmp_path):
     r = tiny_recipe(model={"max_position_embeddings": 16})
-    with pytest.raises(ConfigError, match=r"^r\.yaml: sft: families: the generated example 'What is .*' is \d+ "
+    with pytest.raises(ConfigError, match=r"^r\.yaml: sft: families: the generated example '.*' is \d+ "
                                           r"tokens, more than the model's context of 16; raise "
                                           r"max_position_embeddings or leave its family out$"):
         S.run_sft(r, str(tmp_path / "run"), progress=False)

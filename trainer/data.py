@@ -8,15 +8,15 @@ import numpy as np
 
 from runtime.errors import ConfigError, DatasetError
 from trainer.config import check_weights
-from trainer.tasks import FAMILIES, load_jsonl, make_example, target_text
+from trainer.tasks import FAMILIES, TRAINABLE, load_jsonl, make_example, target_text
 
 
 def check_families(families, source):
     """A recipe's {family: weight}: known families, each weight a finite number >= 0. -> their sum
     (an empty mapping means every family at weight 1)."""
     for name in families:
-        if name not in FAMILIES:
-            raise ConfigError(f"{source}: families: unknown family {name!r}; known: {', '.join(FAMILIES)}")
+        if name not in TRAINABLE:
+            raise ConfigError(f"{source}: families: unknown family {name!r}; known: {', '.join(TRAINABLE)}")
     return check_weights(families, source, "families") if families else float(len(FAMILIES))
 
 

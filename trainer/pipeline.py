@@ -86,7 +86,8 @@ def run_pipeline(recipe, out_dir, resume=False, progress=True, log=print):
 def evaluate_stage(ckpt, d, ev, log):
     params, cfg, tok, _ = checkpoint.load(ckpt)
     t0 = time.time()
-    rows = evaluate(params, cfg, tok, None, ev.get("n", 200), ev.get("seed", 0), extrapolate=False)
+    rows = evaluate(params, cfg, tok, None, ev.get("n", 200), ev.get("seed", 0), extrapolate=False,
+                    phrasings=False, refusals=False)
     checkpoint.write_atomic(os.path.join(d, "eval.json"), json.dumps(rows, indent=1).encode())
     log(f"eval of {ckpt} ({time.time() - t0:.0f} s):\n{format_table(rows)}")
 
@@ -121,8 +122,8 @@ def results_table(recipe, out_dir):
         if not os.path.exists(path):
             continue
         with open(path) as f:
-            rows = {r["family"]: r for r in json.load(f) if r["split"] in ("heldout", "train")}
-        held = [r for r in rows.values() if r["split"] == "heldout"]          # faq (train) is not in "all"
+            rows = {r["family"]: r for r in json.load(f) if r["column"] in ("canonical", "trained")}
+        held = [r for r in rows.values() if r["column"] == "canonical"]      # fib, faq (trained) are not in "all"
         acc = [r["accuracy"] for r in held]
         fmt = sum(r["format"] * r["n"] for r in held) / sum(r["n"] for r in held)
         total = sum(minutes[n] for n in chain(st.name, set()))

@@ -1,7 +1,8 @@
 """Verifiable rewards for GRPO: plain functions `reward(question, completion) -> float`.
 
 R1 uses two rule-based rewards, no learned reward model:
-- accuracy: the task family's verifier on the final answer (1 or 0);
+- accuracy: the task family's verifier on the final answer (1 or 0); for a question no family covers, 1
+  for the refusal (runtime/tasks/scope.py);
 - format: 1 when the completion is exactly `<think>...</think><answer>...</answer>` (a full match,
   so trailing text, missing or repeated tags score 0).
 A recipe weights them (`rewards: {accuracy: 1.0, format: 0.2}`); a key `package.module:function`
@@ -13,7 +14,7 @@ import math
 from runtime.checks import check_range
 from runtime.completion import parse
 from runtime.errors import ConfigError
-from runtime.tasks import family_of
+from runtime.tasks import family_of, is_refusal
 
 
 def accuracy_reward(question, completion):
@@ -21,8 +22,10 @@ def accuracy_reward(question, completion):
     must not be paid for listing several guesses."""
     c = parse(completion)
     fam = family_of(question)
-    if c.answers != 1 or fam is None:
+    if c.answers != 1:
         return 0.0
+    if fam is None:
+        return 1.0 if is_refusal(c.final_answer) else 0.0
     return 1.0 if fam.verify(question, c.final_answer) else 0.0
 
 

@@ -63,12 +63,15 @@ def train(recipe, out, resume, steps, no_progress):
 @click.argument("checkpoint", type=click.Path(exists=True))
 @click.option("--tasks", default="all", show_default=True,
               help="Comma-separated task families to evaluate, or 'all'.")
-@click.option("--n", default=200, show_default=True, help="Held-out problems per family.")
+@click.option("--n", default=200, show_default=True,
+              help="Distinct questions per family and column (fewer where the split holds fewer; fib lists all 41).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the problem draw.")
-@click.option("--no-extrapolation", is_flag=True, help="Skip the rows one size beyond the training range.")
+@click.option("--no-extrapolation", is_flag=True, help="Skip the column beyond the training range.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON instead of a table.")
 def eval_cmd(checkpoint, tasks, n, seed, no_extrapolation, as_json):
-    """Greedy accuracy, format compliance and length on held-out problems of each family.
+    """Greedy accuracy of each family on held-out problems in its canonical phrasing, in phrasings training
+    never used, and beyond the training range; the share of out-of-scope questions refused, and of
+    in-range questions refused by mistake. Every figure prints its number of distinct questions.
 
     CHECKPOINT is a trainer checkpoint directory or a compiled .msgpack model file."""
     from runtime.tasks import FAMILIES

@@ -27,10 +27,10 @@ for path in args.checkpoints:
     params, cfg, tok, _ = checkpoint.load(path)
     cells = []
     for fam in args.families.split(","):
-        probs = problems(fam, "heldout", 200, 0)                     # the eval table's problems
+        probs = problems(fam, "canonical", 200, 0)                   # the eval table's canonical column
         questions = [p.question for p in probs]
         if args.failures:
-            texts = generate_texts(params, cfg, tok, questions, 224)
+            texts = generate_texts(params, cfg, tok, questions, cfg.max_position_embeddings)
             wrong = {q: t for q, t in zip(questions, texts) if not score(q, t)["correct"]}
             counts = collections.Counter(questions)
             print(f"{fam}: {len(counts)} distinct held-out questions, {len(wrong)} answered wrong")
@@ -38,7 +38,8 @@ for path in args.checkpoints:
                 print(f"  {q} (x{counts[q]}) -> {t[-100:]}")
             continue
         acc = [np.mean([score(q, t)["correct"] for q, t in
-                        zip(questions, generate_texts(params, cfg, tok, questions, 224, temperature=args.temperature,
+                        zip(questions, generate_texts(params, cfg, tok, questions, cfg.max_position_embeddings,
+                                                      temperature=args.temperature,
                                                       seed=s))]) for s in range(args.k)]
         cells.append(f"{fam} {100 * np.mean(acc):.1f}")
     if cells:

@@ -78,7 +78,7 @@ class LedConfig:
 
 @dataclass
 class GenerationConfig:                   # ranges: runtime.generate.check_options (one rule for every caller)
-    max_new_tokens: int = 200
+    max_new_tokens: int = 512             # clipped to the context left after the question
     temperature: float = 0.0              # 0 = greedy, reproducible
     top_k: Optional[int] = None
     top_p: Optional[float] = None

@@ -2,6 +2,7 @@
 import os
 import signal
 import sys
+import time
 
 import click
 
@@ -55,10 +56,13 @@ def kiosk(config, model, log_level):
     from runtime.kiosk.app import Kiosk
     from runtime.kiosk.display import TerminalDisplay, display_hint, open_display
     from runtime.kiosk.service import gpio_working_dir, setup_logging
-    # Block SIGTERM/SIGINT before any thread exists (threads inherit the mask) and take them with sigwait:
-    # no thread dies of them, and no Python handler runs inside a lock, so stopping cannot deadlock.
-    stop_signals = {signal.SIGTERM, signal.SIGINT}
-    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    # SIGTERM/SIGINT only set a flag that the main thread polls. CPython runs a Python handler in the main
+    # thread whichever thread the kernel hands the signal to; blocking the signals with a mask instead left
+    # OpenBLAS's worker threads (started when numpy is imported, before any mask) to take SIGTERM's default
+    # action, and the kiosk died without STOPPING=1 in most `systemctl stop`s. The handler takes no lock.
+    stop = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stop.append(signum))
     cfg, m = _load(config, model)
     log = setup_logging(log_level or cfg.log_level)
     log.debug("lgpio's working directory: %s", gpio_working_dir())      # before gpiozero imports lgpio
@@ -74,7 +78,8 @@ def kiosk(config, model, log_level):
     if failed:
         k.fallback_until, k.display_error = k.clock() + 10.0, failed
     k.start()
-    signal.sigwait(stop_signals)
+    while not stop:
+        time.sleep(0.1)
     log.info("stopping")
     k.stop()
 

@@ -1,4 +1,5 @@
-"""Task families: seeded question generators and answer verifiers (no training code; the kiosk uses them).
+"""Task families: seeded question generators, phrasings and answer verifiers (no training code; the kiosk
+uses them), and the out-of-scope questions the model refuses.
 
 Families, in order: add, sub, mul, count, linear, speed, quadratic, fib, sort, faq. Each documents its
 training range (`train_range`) and its extrapolation range one size beyond (`extrapolation`).
@@ -9,6 +10,7 @@ from runtime.tasks.algebra import FIB, LINEAR, QUADRATIC, SPEED
 from runtime.tasks.arithmetic import ADD, MUL, SUB
 from runtime.tasks.base import Family, Problem, split_of, subsplit_of
 from runtime.tasks.faq import DEFAULT_FAQ, faq_family, load_faq
+from runtime.tasks.scope import REFUSAL, REFUSAL_THINKING, OutOfScope, is_refusal
 from runtime.tasks.words import COUNT, SORT
 
 FAMILIES = {f.name: f for f in (ADD, SUB, MUL, COUNT, LINEAR, SPEED, QUADRATIC, FIB, SORT, faq_family())}
@@ -22,15 +24,19 @@ def family_of(question, families=None):
     return None
 
 
+OUT_OF_SCOPE = OutOfScope(lambda q: family_of(q) is not None)
+
+
 def score(question, completion, families=None):
-    """-> {correct, well_formed, answer, family}; correct is None when no family knows the question. The
-    answer is the completion's closed answer block (runtime.completion.parse), None when there is none."""
+    """-> {correct, well_formed, answer, family, refused}; correct is None when no family knows the question
+    (then the right answer is the refusal: `refused`). The answer is the completion's closed answer block
+    (runtime.completion.parse), None when there is none."""
     fam = family_of(question, families)
     c = parse(completion)
     correct = None if fam is None else fam.verify(question, c.final_answer)
     return {"correct": correct, "well_formed": c.well_formed, "answer": c.final_answer,
-            "family": fam.name if fam else None}
+            "family": fam.name if fam else None, "refused": is_refusal(c.final_answer)}
 
 
 __all__ = ["FAMILIES", "Family", "Problem", "TaskError", "family_of", "score", "split_of", "subsplit_of",
-           "faq_family", "load_faq", "DEFAULT_FAQ"]
+           "faq_family", "load_faq", "DEFAULT_FAQ", "OUT_OF_SCOPE", "REFUSAL", "REFUSAL_THINKING", "is_refusal"]

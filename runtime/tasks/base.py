@@ -1,14 +1,16 @@
-"""What every task family shares: the Problem record and the train/held-out split. How a completion splits
-into thinking and answer, and its strict format, is runtime/completion.py."""
+"""What every task family shares: the Problem record, phrasings and the train/held-out split. How a
+completion splits into thinking and answer, and its strict format, is runtime/completion.py."""
 import hashlib
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 from runtime.errors import TaskError
+from runtime.tasks.phrasing import Phrasings
 
-HELDOUT_EVERY = 10                                   # 1 in 10 questions is held out
+HELDOUT_EVERY = 10                                   # 1 in 10 problems is held out (a family may hold out more)
 RL_BUCKETS = (1, 2)                                  # of the 10 hash buckets: the "rl" part of "train"
 SPLITS = ("train", "heldout", "extrapolate", "sft", "rl")
+WHICH = ("train", "canonical", "heldout")            # which phrasings a sample may use
 
 
 @dataclass(frozen=True)
@@ -20,19 +22,26 @@ class Problem:
 
 @dataclass(frozen=True)
 class Family:
-    """A task family: generator (`draw(rng, split)` gives params -> question), solver and verifier.
+    """A task family: generator, phrasings, parser, solver and verifier.
 
-    `draw(rng, size)` returns a question for size "train" (the training range) or "extrapolate"
-    (one size beyond); `solve(question)` computes the canonical answer from the question text alone;
-    `same(answer_text, canonical)` decides whether a model's answer counts as correct."""
+    `draw(rng, size)` gives the parameters of a problem of size "train" (the training range) or
+    "extrapolate" (one size beyond); `fields(params)` the names its phrasing templates use; `parse(question)`
+    reads any accepted phrasing back to the parameters (None when it is not this family's); `same(answer_text,
+    canonical)` decides whether a model's answer counts as correct. A problem's split is decided by its
+    canonical question, so the same problem is never in training under one phrasing and held out under
+    another."""
     name: str
     train_range: str
     extrapolation: str
     draw: Callable
     parse: Callable                        # question -> params or None
     answer_of: Callable                    # params -> canonical answer
+    phrasings: Phrasings = None
+    fields: Callable = None                # params -> {template field: text}
     same: Callable = lambda got, want: got.strip() == want
     fixed_split: Optional[str] = None      # faq: every question is in every split
+    heldout_every: int = HELDOUT_EVERY
+    every: Optional[Callable] = None       # -> the params of every problem, for families small enough to list
 
     def solve(self, question):
         params = self.parse(question)
@@ -45,35 +54,51 @@ class Family:
             return False
         return bool(self.same(str(answer_text), self.solve(question)))
 
-    def sample(self, rng, split):
-        """A Problem from split "train", "heldout" (training range, by hash) or "extrapolate".
+    def phrase(self, params, rng=None, which="canonical"):
+        """The question for `params` in a phrasing: "canonical", "train" or "heldout" (random ones use rng)."""
+        if which not in WHICH:
+            raise TaskError(f"{self.name}: unknown phrasing set {which!r}; use {', '.join(WHICH)}")
+        return self.phrasings.pick(rng, which).format(**self.fields(params))
 
-        "train" is cut again for the R1 pipeline: "rl" (2 of the 10 hash buckets) holds questions
-        that GRPO and rejection sampling use and the cold-start SFT never sees; "sft" is the rest."""
+    def sample(self, rng, split, which=None):
+        """A Problem from split "train", "heldout" (training range, by hash of the canonical question) or
+        "extrapolate", phrased from `which` (default: training phrasings for training splits, else the
+        canonical one).
+
+        "train" is cut again for the R1 pipeline: "rl" (2 of the 10 hash buckets) holds problems that GRPO
+        and rejection sampling use and the cold-start SFT never sees; "sft" is the rest."""
         if split not in SPLITS:
             raise TaskError(f"{self.name}: unknown split {split!r}; use {', '.join(SPLITS)}")
+        which = which or ("train" if split in ("train", "sft", "rl") else "canonical")
         if split == "extrapolate" or self.fixed_split:
-            q = self.draw(rng, "extrapolate" if split == "extrapolate" else "train")
-            return Problem(self.name, q, self.solve(q))
+            p = self.draw(rng, "extrapolate" if split == "extrapolate" else "train")
+            return self.problem(p, rng, which)
         for _ in range(10000):
-            q = self.draw(rng, "train")
-            if split_of(q) == split or (split_of(q) == "train" and subsplit_of(q) == split):
-                return Problem(self.name, q, self.solve(q))
+            p = self.draw(rng, "train")
+            canonical = self.phrase(p)
+            if split_of(canonical, self.heldout_every) == split or \
+                    subsplit_of(canonical, self.heldout_every) == split:
+                return self.problem(p, rng, which)
         raise TaskError(f"{self.name}: no {split} question found in 10000 draws")
 
-
-def _bucket(question):
-    return int(hashlib.sha256(question.encode("utf-8")).hexdigest(), 16) % HELDOUT_EVERY
-
-
-def split_of(question):
-    """Deterministic split by hash: 'heldout' for 1 in HELDOUT_EVERY questions, else 'train'."""
-    return "heldout" if _bucket(question) == 0 else "train"
+    def problem(self, params, rng=None, which="canonical"):
+        q = self.phrase(params, rng, which)
+        return Problem(self.name, q, self.answer_of(params))
 
 
-def subsplit_of(question):
+def _bucket(question, every=HELDOUT_EVERY):
+    h = int(hashlib.sha256(question.encode("utf-8")).hexdigest(), 16)
+    return 0 if h % every == 0 else 1 + (h // every) % (HELDOUT_EVERY - 1)
+
+
+def split_of(question, every=HELDOUT_EVERY):
+    """Deterministic split of a canonical question by hash: 'heldout' for 1 in `every`, else 'train'."""
+    return "heldout" if _bucket(question, every) == 0 else "train"
+
+
+def subsplit_of(question, every=HELDOUT_EVERY):
     """'heldout', or the part of 'train' a question belongs to: 'rl' or 'sft'."""
-    b = _bucket(question)
+    b = _bucket(question, every)
     return "heldout" if b == 0 else "rl" if b in RL_BUCKETS else "sft"
 
 

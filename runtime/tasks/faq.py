@@ -8,6 +8,7 @@ import yaml
 
 from runtime.errors import TaskError
 from runtime.tasks.base import Family, norm_space
+from runtime.tasks.phrasing import Phrasings, normal
 
 DEFAULT_FAQ = os.path.join(os.path.dirname(os.path.abspath(__file__)), "faq.yaml")
 
@@ -47,11 +48,13 @@ def load_faq(path):
 def faq_family(path=DEFAULT_FAQ):
     pairs = load_faq(path)
     answers = dict(pairs)
+    by_normal = {normal(q): q for q, _ in pairs}       # "what is moe" finds "What is MoE?"
     questions = [q for q, _ in pairs]
 
     def draw(rng, size):
         return questions[int(rng.integers(len(questions)))]
 
     return Family("faq", f"the {len(pairs)} questions of {os.path.basename(path)}", "none (fixed answers)",
-                  draw, lambda q: q if q in answers else None, lambda q: answers[q],
-                  lambda got, want: norm_space(got) == norm_space(want), fixed_split="all")
+                  draw, lambda q: by_normal.get(normal(q)), lambda q: answers[q], Phrasings(("{q}",)),
+                  lambda q: {"q": q}, lambda got, want: norm_space(got) == norm_space(want), fixed_split="all",
+                  every=lambda: questions)

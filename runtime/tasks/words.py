@@ -1,44 +1,90 @@
-"""count (`How many r in strawberry?`) and sort (`Sort 5 3 9 1`)."""
+"""count (`How many r in strawberry?`) and sort (`Sort 5 3 9 1`), with the phrasings below."""
 import os
 import re
 
 from runtime.tasks.base import Family, norm_space
+from runtime.tasks.phrasing import Phrasings, normal
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 with open(os.path.join(_HERE, "words.txt")) as _f:
     WORDS = sorted({w.strip() for w in _f if w.strip() and not w.startswith("#")})
-SHORT = [w for w in WORDS if len(w) <= 8]          # training range
-LONG = [w for w in WORDS if 9 <= len(w) <= 12]     # extrapolation: longer words than any in training
+MAX_WORD, MAX_LIST = 60, 40                         # what a parser accepts (the training ranges are smaller)
 
-_COUNT_RE = re.compile(r"How many ([a-z]) in ([a-z]+)\?")
-_SORT_RE = re.compile(r"Sort( \d)+")
+COUNT_PHRASINGS = Phrasings((
+    "How many {l} in {w}?", "How many times does the letter {l} appear in {w}?", "how many {l}'s are in {w}",
+    "Count the letter {l} in {w}.", "How many letters {l} are there in the word {w}?",
+    "In the word {w}, how many times does {l} appear?", "How many {l}s in {w}?", "Count the {l}'s in {w}",
+    "HOW MANY {L} IN {W}?"), heldout=(4, 7))
+_W, _L = r"([a-z]{1,%d})" % MAX_WORD, r"([a-z])"
+_COUNT_RES = [(re.compile(p), swap) for p, swap in [
+    (rf"how many (?:letters? )?{_L}(?:'?s)? (?:are )?(?:there )?in (?:the word )?{_W}", False),
+    (rf"how many times does (?:the letter )?{_L} (?:appear|occur) in (?:the word )?{_W}", False),
+    (rf"count the (?:letter )?{_L}(?:'?s)? in (?:the word )?{_W}", False),
+    (rf"in (?:the word )?{_W}, how many (?:times does )?(?:the letter )?{_L}(?:'?s)?(?: appear| occur| are there)?",
+     True)]]
 
 
 def _draw_count(rng, size):
-    word = str(rng.choice(SHORT if size == "train" else LONG))
-    if rng.random() < 0.5:
-        letter = word[rng.integers(len(word))]         # a letter of the word: count >= 1
-    else:
-        letter = chr(ord("a") + int(rng.integers(26)))
-    return f"How many {letter} in {word}?"
+    lo, hi = (1, 20) if size == "train" else (21, 25)
+    kind = rng.random()
+    if size == "train" and kind < 0.4:
+        word = str(rng.choice(WORDS))
+    elif kind < 0.7:                               # words run together ("applebanana"): real letter patterns
+        word = ""
+        while len(word) < lo:
+            word += str(rng.choice(WORDS))
+        word = word[:int(rng.integers(max(lo, 1), hi + 1))]
+    else:                                          # any letter string
+        word = "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), int(rng.integers(lo, hi + 1))))
+    letter = word[rng.integers(len(word))] if rng.random() < 0.6 else chr(ord("a") + int(rng.integers(26)))
+    return letter, word
 
 
-def _parse_count(q):
-    m = _COUNT_RE.fullmatch(q)
-    return (m.group(1), m.group(2)) if m else None
+def _parse_count(question):
+    q = normal(question)
+    for pattern, swap in _COUNT_RES if q else ():
+        m = pattern.fullmatch(q)
+        if m:
+            return (m.group(2), m.group(1)) if swap else (m.group(1), m.group(2))
+    return None
+
+
+SORT_PHRASINGS = Phrasings((
+    "Sort {sp}", "Sort these numbers: {cs}", "sort {cc}", "Put {cs} in order.",
+    "Order from smallest to largest: {sp}", "Arrange {an} in ascending order.", "Sort the list [{cs}]",
+    "sort these numbers: {sp}", "Please sort {cs}."), heldout=(7, 8))
+_NUMS = r"(\d{1,3}(?:(?:, ?| |, and | and )\d{1,3}){0,%d})" % (MAX_LIST - 1)
+_SORT_RES = [re.compile(p) for p in (
+    rf"(?:please )?sort (?:these numbers:? |the list |the numbers:? )?\[?{_NUMS}\]?",
+    rf"put {_NUMS} in order", rf"order from smallest to largest:? {_NUMS}",
+    rf"arrange {_NUMS} in (?:ascending|increasing) order")]
 
 
 def _draw_sort(rng, size):
-    n = rng.integers(3, 7) if size == "train" else rng.integers(7, 9)
-    return "Sort " + " ".join(str(d) for d in rng.integers(0, 10, n))
+    n = int(rng.integers(1, 13)) if size == "train" else int(rng.integers(13, 17))
+    hi = 10 if rng.random() < 0.3 else 100          # lists of single digits too, as people type them
+    return tuple(int(x) for x in rng.integers(0, hi, n))
 
 
-def _parse_sort(q):
-    return [int(t) for t in q.split()[1:]] if _SORT_RE.fullmatch(q) else None
+def _parse_sort(question):
+    q = normal(question)
+    for pattern in _SORT_RES if q else ():
+        m = pattern.fullmatch(q)
+        if m:
+            return tuple(int(t) for t in re.findall(r"\d+", m.group(1)))
+    return None
 
 
-COUNT = Family("count", "words of 3-8 letters from runtime/tasks/words.txt, any letter a-z",
-               "words of 9-12 letters", _draw_count, _parse_count, lambda p: str(p[1].count(p[0])),
+def _sort_fields(p):
+    s = list(map(str, p))
+    return {"sp": " ".join(s), "cs": ", ".join(s), "cc": ",".join(s),
+            "an": s[0] if len(s) == 1 else ", ".join(s[:-1]) + " and " + s[-1]}
+
+
+COUNT = Family("count", "letter a-z in a word of words.txt, words run together or a letter string of 1-20 letters",
+               "21-25 letters", _draw_count, _parse_count, lambda p: str(p[1].count(p[0])),
+               COUNT_PHRASINGS, lambda p: {"l": p[0], "w": p[1], "L": p[0].upper(), "W": p[1].upper()},
                lambda got, want: got.strip() == want)
-SORT = Family("sort", "3 to 6 digits 0-9, repeats allowed", "7 to 8 digits", _draw_sort, _parse_sort,
-              lambda p: " ".join(map(str, sorted(p))), lambda got, want: norm_space(got) == want)
+SORT = Family("sort", "1 to 12 integers in 0..99, repeats allowed", "13 to 16 integers", _draw_sort, _parse_sort,
+              lambda p: " ".join(map(str, sorted(p))), SORT_PHRASINGS, _sort_fields,
+              lambda got, want: norm_space(got.replace(",", " ")) == want)

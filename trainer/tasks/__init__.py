@@ -1,11 +1,17 @@
 """Training-side tasks: the runtime's generators and verifiers plus chain-of-thought writers and
-user JSONL datasets."""
-from runtime.tasks import FAMILIES, Family, Problem, family_of, score, split_of  # noqa: F401
+user JSONL datasets. "refuse" is the out-of-scope questions (runtime/tasks/scope.py), trained with the
+refusal as their answer."""
+from runtime.tasks import FAMILIES, OUT_OF_SCOPE, REFUSAL, Family, Problem, family_of, score, split_of  # noqa: F401
 from trainer.tasks.cot import WRITERS, reasoning, target, target_text  # noqa: F401
 from trainer.tasks.jsonl import Example, load_jsonl  # noqa: F401
 
+TRAINABLE = list(FAMILIES) + [OUT_OF_SCOPE.name]      # what a recipe's `families:` may weight
+
 
 def make_example(family, rng, split="train"):
-    """A fresh Example of `family` from `split`, with its chain of thought."""
+    """A fresh Example of `family` (or "refuse") from `split`, with its chain of thought."""
+    if family == OUT_OF_SCOPE.name:
+        q = OUT_OF_SCOPE.sample(rng, split)
+        return Example(q, reasoning(q, family), REFUSAL, family)
     p = FAMILIES[family].sample(rng, split)
     return Example(p.question, reasoning(p.question, family), p.answer, family)

@@ -1,56 +1,96 @@
 """Chain-of-thought writers: short, mechanical steps a 1M-parameter character model can learn.
 
 Every writer takes the family's parsed parameters and returns the text between <think> and </think>.
-Numbers are processed right to left, one digit per step, the way the model has to compute them.
+The traces carry position explicitly (REFERENCE.md section 5, index hints): a number is restated with a
+place letter before each digit (`b4a7` is 47: a = ones, b = tens, ...), every column step names its place,
+and the result is written with places again, so a step finds its digits by their letter, not by counting
+characters, and a longer number only needs the next letter. Each family's trace begins with the problem
+restated in one canonical form, whatever the phrasing.
 """
-from runtime.tasks import FAMILIES, family_of
-from runtime.tasks.algebra import fib
+from runtime.tasks import FAMILIES, REFUSAL_THINKING, family_of
+from runtime.tasks.algebra import fib, quadratic_eq
 from runtime.errors import TaskError
+
+PLACES = "abcdefghijklmnopqrstuvwxyz"
 
 
 def digits_rtl(n, width):
-    s = str(n).rjust(width, "0")
-    return [int(c) for c in reversed(s)]
+    return [int(c) for c in reversed(str(n).rjust(width, "0"))]
 
 
-def cot_add(p):
-    # 47+38 -> "7+8=15 4+3+1=8": each step da+db[+carry]=sum; the answer is read from the steps
-    a, b = p
+def placed(n):
+    """47 -> 'b4a7': each digit after its place letter, highest place first."""
+    s = str(n)
+    if len(s) > len(PLACES):
+        raise TaskError(f"{n} has more than {len(PLACES)} digits: no place letters left")
+    return "".join(PLACES[len(s) - 1 - i] + c for i, c in enumerate(s))
+
+
+def add_steps(a, b):
+    # 47+38 -> "a7+8=15 b4+3+1=8": place, digit of a, digit of b, the carry in, their sum
     w = max(len(str(a)), len(str(b)))
     steps, carry = [], 0
-    for da, db in zip(digits_rtl(a, w), digits_rtl(b, w)):
+    for i, (da, db) in enumerate(zip(digits_rtl(a, w), digits_rtl(b, w))):
         s = da + db + carry
-        steps.append(f"{da}+{db}{'+1' if carry else ''}={s}")
+        steps.append(f"{PLACES[i]}{da}+{db}{'+1' if carry else ''}={s}")
         carry = s // 10
     return " ".join(steps)
 
 
-def cot_sub(p):
-    # 82-47 -> "12-7=5 7-4=3": the top digit, less any borrow, plus 10 when it must borrow
-    a, b = p
-    w = len(str(a))
+def sub_steps(a, b):
+    # 82-47 -> "a12-7=5 b7-4=3": the top digit less any borrow, plus 10 when this column borrows
+    w = max(len(str(a)), len(str(b)))
     steps, borrow = [], 0
-    for da, db in zip(digits_rtl(a, w), digits_rtl(b, w)):
+    for i, (da, db) in enumerate(zip(digits_rtl(a, w), digits_rtl(b, w))):
         x = da - borrow
         borrow = 1 if x < db else 0
         x += 10 * borrow
-        steps.append(f"{x}-{db}={x - db}")
+        steps.append(f"{PLACES[i]}{x}-{db}={x - db}")
     return " ".join(steps)
 
 
-def cot_mul(p):
-    # 23*7 -> "3*7=21 2*7=14+2=16"
+def cot_add(p):
+    # 47+38 -> "b4a7+b3a8 a7+8=15 b4+3+1=8 =b8a5"
     a, b = p
+    return f"{placed(a)}+{placed(b)} {add_steps(a, b)} ={placed(a + b)}"
+
+
+def cot_sub(p):
+    # 82-47 -> "b8a2-b4a7 a12-7=5 b7-4=3 =b3a5"; when the top column still borrows the result is negative:
+    # 47-82 -> "b4a7-b8a2 a7-2=5 b14-8=6 <0 b8a2-b4a7 a12-7=5 b7-4=3 =-b3a5"
+    a, b = p
+    head = f"{placed(a)}-{placed(b)} {sub_steps(a, b)}"
+    if a >= b:
+        return f"{head} ={placed(a - b)}"
+    return f"{head} <0 {placed(b)}-{placed(a)} {sub_steps(b, a)} =-{placed(b - a)}"
+
+
+def mul_steps(a, e):
+    # 23*7 -> "a3*7=21 b2*7=14+2=16": each digit of a times e, plus the carry
     steps, carry = [], 0
-    for d in digits_rtl(a, len(str(a))):
-        prod = d * b
-        steps.append(f"{d}*{b}={prod}" + (f"+{carry}={prod + carry}" if carry else ""))
+    for i, d in enumerate(digits_rtl(a, len(str(a)))):
+        prod = d * e
+        steps.append(f"{PLACES[i]}{d}*{e}={prod}" + (f"+{carry}={prod + carry}" if carry else ""))
         carry = (prod + carry) // 10
     return " ".join(steps)
 
 
+def cot_mul(p):
+    # 23*47 -> "b2a3*b4a7 a7: a3*7=21 b2*7=14+2=16 =c1b6a1 b4: a3*4=12 b2*4=8+1=9 =d9c2b0a0 + a1+0=1 b6+0=6
+    # c1+2=3 d0+9=9 =d1c0b8a1": one partial product per digit of b, written at its place, then their sum
+    a, b = p
+    parts, out = [], [f"{placed(a)}*{placed(b)}"]
+    for j, e in enumerate(digits_rtl(b, len(str(b)))):
+        part = a * e * 10 ** j
+        out.append(f"{PLACES[j]}{e}: {mul_steps(a, e)} ={placed(part)}")
+        parts.append(part)
+    if len(parts) == 2:
+        out.append(f"+ {add_steps(*parts)} ={placed(a * b)}")
+    return " ".join(out)
+
+
 def cot_count(p):
-    # r in strawberry -> "s t r1 a w b e r2 r3 y": the running count appears at each match
+    # r in strawberry -> "r: s t r1 a w b e r2 r3 y": the running count appears at each match
     letter, word = p
     out, n = [], 0
     for c in word:
@@ -59,62 +99,68 @@ def cot_count(p):
             out.append(f"{c}{n}")
         else:
             out.append(c)
-    return " ".join(out)
+    return f"{letter}: " + " ".join(out)
+
+
+def signed_sum(x, y):
+    """x + y for signed x, y as add or sub steps on their sizes -> (trace, value)."""
+    if x >= 0 and y >= 0:
+        return cot_add((x, y)), x + y
+    if x < 0 and y < 0:
+        return f"-({cot_add((-x, -y))})", x + y
+    pos, neg = (x, -y) if x >= 0 else (y, -x)
+    return cot_sub((pos, neg)), x + y
+
+
+def divide(n, t):
+    # 300/5 -> "300/5: 3/5=0r3 30/5=6r0 0/5=0r0 =60": long division, one quotient digit per digit of n
+    steps, r, q = [], 0, ""
+    for c in str(n):
+        m = r * 10 + int(c)
+        steps.append(f"{m}/{t}={m // t}r{m % t}")
+        q += str(m // t)
+        r = m % t
+    return f"{n}/{t}: " + " ".join(steps) + f" ={int(q)}"
 
 
 def cot_linear(p):
-    # 3x+5=20 -> "3x=20-5=15 x=15/3=5";  4x-3=9 -> "4x=9+3=12 x=12/4=3"
+    # 3x+5=20 -> "3x+5=20 3x=20-5 b2a0-a5 a10-5=5 b1-0=1 =b1a5 x=15/3 15/3: 1/3=0r1 15/3=5r0 =5"
     a, b, c = p
-    rhs = c - b
-    move = f"{c}-{b}" if b > 0 else f"{c}+{-b}"
-    return f"{a}x={move}={rhs} x={rhs}/{a}={rhs // a}"
+    eq = f"{'' if a == 1 else a}x{'+' if b >= 0 else '-'}{abs(b)}={c}"
+    trace, rhs = signed_sum(c, -b)
+    out = f"{eq} {a}x={c}{'-' if b >= 0 else '+'}{abs(b)} {trace} x={rhs}/{a} "
+    return out + (divide(rhs, a) if rhs >= 0 else f"-({divide(-rhs, a)})")
 
 
 def cot_speed(p):
-    # 300 km in 5 h -> "300/5 30/5=6r0 0/5=0r0": long division, one quotient digit per step
-    d, t = p
-    digits = str(d)
-    n, i = int(digits[0]), 1
-    if n < t and len(digits) > 1:
-        n, i = int(digits[:2]), 2
-    steps = [f"{d}/{t}"]
-    while True:
-        q, r = divmod(n, t)
-        steps.append(f"{n}/{t}={q}r{r}")
-        if i >= len(digits):
-            return " ".join(steps)
-        n, i = r * 10 + int(digits[i]), i + 1
+    # 300 km in 5 hours -> "300/5: 3/5=0r3 30/5=6r0 0/5=0r0 =60"
+    return divide(p[0], p[1])
 
 
 def cot_quadratic(p):
-    # roots 2, 3 -> "a+b=5 ab=6 1*4=4!=6 2*3=6=6": try a = 1, 2, ... with b = s - a; each product is
-    # written next to ab, so deciding to stop compares two adjacent numbers, not a distant one
+    # roots 2, 3 -> "x^2-5x+6=0 s=5 p=6 s^2=25 4p=24 D=25-24 b2a5-b2a4 a5-4=1 b2-2=0 =a1 d=1 x=(5-1)/2=4/2=2
+    # x=(5+1)/2=6/2=3": D = s^2-4p = (r2-r1)^2, d its square root, the roots (s-d)/2 and (s+d)/2
     r1, r2 = p
     s, prod = r1 + r2, r1 * r2
-    steps = [f"a+b={s}", f"ab={prod}"]
-    for a in range(1, s // 2 + 1):
-        ab = a * (s - a)
-        steps.append(f"{a}*{s - a}={ab}{'=' if ab == prod else '!='}{prod}")
-        if ab == prod:
-            break
-    return " ".join(steps)
+    d = r2 - r1
+    trace, disc = signed_sum(s * s, -4 * prod)
+    return (f"{quadratic_eq(p)} s={s} p={prod} s^2={s * s} 4p={4 * prod} D={s * s}{'-' if prod >= 0 else '+'}"
+            f"{abs(4 * prod)} {trace} d={d} x=({s}-{d})/2={s - d}/2={r1} x=({s}+{d})/2={s + d}/2={r2}")
 
 
 def cot_fib(n):
-    # fib(4) -> "0,4 1,3 1,2 2,1 3,0": fib(0), fib(1), ... each beside a countdown from n. A value depends
-    # only on the two before it, the same for every n, and the trace always stops right after ",0", so
-    # a held-out n needs neither a value nor a stopping point it has not seen.
-    return " ".join(f"{fib(i)},{n - i}" for i in range(n + 1))
+    # fib(4) -> "fib(4): 0,4 1,3 1,2 2,1 3,0": fib(0), fib(1), ... each beside a countdown from n. A value
+    # depends only on the two before it, and the trace always stops right after ",0".
+    return f"fib({n}): " + " ".join(f"{fib(i)},{n - i}" for i in range(n + 1))
 
 
 def cot_sort(p):
-    # 5 3 9 1 -> "1 of 5 3 9 1;3 of 5 3 9;5 of 5 9;9 of 9": take the smallest of what is left
-    left, steps = list(p), []
-    while left:
-        m = min(left)
-        steps.append(f"{m} of {' '.join(map(str, left))}")
-        left.remove(m)
-    return ";".join(steps)
+    # 5 3 9 1 5 -> "5 3 9 1 5 1:1 3:1 5:2 9:1": the list restated, then a counting sort: each value present,
+    # smallest first, with how often it occurs; the answer writes each value that many times
+    counts = {}
+    for x in p:
+        counts[x] = counts.get(x, 0) + 1
+    return " ".join(map(str, p)) + " " + " ".join(f"{v}:{counts[v]}" for v in sorted(counts))
 
 
 WRITERS = {"add": cot_add, "sub": cot_sub, "mul": cot_mul, "count": cot_count, "linear": cot_linear,
@@ -123,7 +169,9 @@ WRITERS = {"add": cot_add, "sub": cot_sub, "mul": cot_mul, "count": cot_count, "
 
 
 def reasoning(question, family=None):
-    """The chain of thought for a question of a known family."""
+    """The chain of thought for a question of a known family (or the refusal's, for `family="refuse"`)."""
+    if family == "refuse":
+        return REFUSAL_THINKING
     fam = FAMILIES[family] if family else family_of(question)
     if fam is None:
         raise TaskError(f"no task family parses {question!r}; families: {', '.join(FAMILIES)}")
