@@ -17,7 +17,6 @@ from runtime.tasks import FAMILIES, OUT_OF_SCOPE, REFUSAL, Problem, score
 from trainer.generate import generate_texts
 
 COLUMNS = ("canonical", "phrasings", "extrapolation")
-TRAINED = ("fib", "faq")                  # families whose every problem is a training problem
 
 
 def distinct(draw, n, tries=30):
@@ -65,7 +64,7 @@ def cells(families, n, seed, extrapolate, phrasings):
             if (column == "extrapolation" and (not extrapolate or fam == "faq")) or \
                     (column == "phrasings" and (not phrasings or fam == "faq")):
                 continue
-            kind = "trained" if column == "canonical" and fam in TRAINED else column
+            kind = "trained" if column == "canonical" and FAMILIES[fam].every is not None else column
             out.append((fam, kind, problems(fam, column, n, seed)))
     return out
 

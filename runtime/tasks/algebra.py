@@ -185,4 +185,4 @@ QUADRATIC = Family("quadratic", "x^2+bx+c=0 with integer roots in -15..20", "a r
 FIB = Family("fib", "fib(n) for n in 0..40 (fib(0)=0, fib(1)=1)", "n in 41..45",
              lambda rng, size: int(rng.integers(0, 41) if size == "train" else rng.integers(41, 46)), _parse_fib,
              lambda n: str(fib(n)), FIB_PHRASINGS, lambda n: {"n": n, "nth": ordinal(n)},
-             lambda got, want: got.strip() == want, fixed_split="all", every=lambda: range(41))
+             lambda got, want: got.strip() == want, every=lambda: range(41))

@@ -62,9 +62,9 @@ def _operand(rng, digits):
 
 
 def _draw_add(rng, size):
-    d = 6 if size == "train" else int(rng.integers(7, 9))
     if size == "train":
         return _operand(rng, 6), _operand(rng, 6)
+    d = int(rng.integers(7, 9))                     # the first operand 7-8 digits long
     return int(rng.integers(10 ** (d - 1), 10 ** d)), _operand(rng, d)
 
 

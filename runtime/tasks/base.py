@@ -39,9 +39,8 @@ class Family:
     phrasings: Phrasings = None
     fields: Callable = None                # params -> {template field: text}
     same: Callable = lambda got, want: got.strip() == want
-    fixed_split: Optional[str] = None      # faq: every question is in every split
     heldout_every: int = HELDOUT_EVERY
-    every: Optional[Callable] = None       # -> the params of every problem, for families small enough to list
+    every: Optional[Callable] = None       # -> every problem's params (fib, faq): all trained, none held out
 
     def solve(self, question):
         params = self.parse(question)
@@ -70,7 +69,7 @@ class Family:
         if split not in SPLITS:
             raise TaskError(f"{self.name}: unknown split {split!r}; use {', '.join(SPLITS)}")
         which = which or ("train" if split in ("train", "sft", "rl") else "canonical")
-        if split == "extrapolate" or self.fixed_split:
+        if split == "extrapolate" or self.every is not None:
             p = self.draw(rng, "extrapolate" if split == "extrapolate" else "train")
             return self.problem(p, rng, which)
         for _ in range(10000):

@@ -56,5 +56,5 @@ def faq_family(path=DEFAULT_FAQ):
 
     return Family("faq", f"the {len(pairs)} questions of {os.path.basename(path)}", "none (fixed answers)",
                   draw, lambda q: by_normal.get(normal(q)), lambda q: answers[q], Phrasings(("{q}",)),
-                  lambda q: {"q": q}, lambda got, want: norm_space(got) == norm_space(want), fixed_split="all",
+                  lambda q: {"q": q}, lambda got, want: norm_space(got) == norm_space(want),
                   every=lambda: questions)

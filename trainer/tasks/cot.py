@@ -143,7 +143,7 @@ def cot_quadratic(p):
     r1, r2 = p
     s, prod = r1 + r2, r1 * r2
     d = r2 - r1
-    trace, disc = signed_sum(s * s, -4 * prod)
+    trace, _ = signed_sum(s * s, -4 * prod)
     return (f"{quadratic_eq(p)} s={s} p={prod} s^2={s * s} 4p={4 * prod} D={s * s}{'-' if prod >= 0 else '+'}"
             f"{abs(4 * prod)} {trace} d={d} x=({s}-{d})/2={s - d}/2={r1} x=({s}+{d})/2={s + d}/2={r2}")
 
