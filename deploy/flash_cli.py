@@ -20,12 +20,18 @@ from runtime.errors import TinyR1Error
 @click.option("--restart", is_flag=True,
               help="systemctl daemon-reload and restart tinyr1-kiosk afterwards, if it is installed.")
 @click.option("--check", is_flag=True, help="With --inventory: ansible-playbook --check --diff (changes nothing).")
+@click.option("--force", is_flag=True,
+              help="Flash even when the pre-flight check finds a problem (a wrong, cut-off or falsely refused "
+                   "canned answer, a task button under 90% right).")
+@click.option("--problems", default=20, show_default=True, type=click.IntRange(1, 1000),
+              help="Problems each task: button draws in the pre-flight check.")
 @click.option("--ssh-option", "ssh_options", multiple=True, metavar="OPT",
               help="Extra ssh argument, repeatable, e.g. --ssh-option=-i --ssh-option=~/.ssh/pi_key.")
-def flash(config, model, target, inventory, rollback, restart, check, ssh_options):
+def flash(config, model, target, inventory, rollback, restart, check, force, problems, ssh_options):
     """Copy a release (runtime, model, config, systemd unit, install script) to a target, verify its sha256
-    there, and switch to it atomically; the previous release is kept for --rollback. An interrupted or failed
-    flash leaves the running release untouched and removes what it copied; a second flash into the same
+    there, and switch to it atomically; the previous release is kept for --rollback. First the pre-flight
+    check (as `tinyr1 validate`) asks every button's question as the kiosk would: a wrong or cut-off answer
+    stops the flash unless --force. An interrupted or failed flash leaves the running release untouched and removes what it copied; a second flash into the same
     target waits for the first. A unit file that install.sh put in /etc/systemd/system is updated.
     Where the ssh user cannot write /opt/tinyr1 (an SD card flashed as root), sudo -n is used.
     First install on a Pi: sudo /opt/tinyr1/current/install.sh"""
@@ -41,11 +47,17 @@ def flash(config, model, target, inventory, rollback, restart, check, ssh_option
         if config is None:
             raise click.UsageError("--config is required to flash")
         from runtime.kiosk.config import check_model, load_config
+        from runtime.kiosk.kiosk_cli import run_preflight
         cfg = load_config(config, model)
-        check_model(cfg)
+        where = parse_target(target, ssh_options) if target is not None else None   # a typo fails first
+        m = check_model(cfg)
+        report = run_preflight(cfg, m, problems)
+        if report.problems and not force:
+            raise click.ClickException(f"not flashed: the pre-flight check found {len(report.problems)} "
+                                       f"button(s) with a problem (above); fix them or flash anyway with --force")
         if inventory:
             flash_fleet(cfg, cfg.model, inventory, restart, check, click.echo)
         else:
-            do_flash(cfg, cfg.model, parse_target(target, ssh_options), restart, click.echo)
+            do_flash(cfg, cfg.model, where, restart, click.echo)
     except TinyR1Error as e:
         raise click.ClickException(str(e)) from None

@@ -32,6 +32,8 @@ MAX_NODES = 4096
 MAX_DIMS = 4
 MAX_STR_BYTES = 1 << 20
 MAX_CONTAINER_LEN = 1 << 16
+MAX_TAUGHT = 1000               # provenance.taught: the owner's {question, answer} pairs (`tinyr1 teach`)
+MAX_TAUGHT_CHARS = 1000         # characters of one taught question or answer
 
 # The generation defaults map: these keys, each optional, checked like the options of runtime.generate
 GENERATION_KEYS = ("max_new_tokens", "temperature", "top_k", "top_p", "stop")

@@ -19,6 +19,7 @@ import numpy as np
 from runtime import fileformat, opset
 from runtime.errors import GenerationError, ModelFormatError, TokenizerError
 from runtime.generate import check_options
+from runtime.tasks.phrasing import normal
 from runtime.tokenizer import Tokenizer
 
 
@@ -84,6 +85,7 @@ def parse_document(data, where="model"):
     _need(isinstance(body["config"], dict), f"{where}: config", "expected a map")
     _generation(body["generation"], f"{where}: generation", body["tokenizer_obj"].vocab_size)
     _need(isinstance(body["provenance"], dict), f"{where}: provenance", "expected a map")
+    body["taught"] = _taught(body["provenance"].get("taught", []), f"{where}: provenance.taught")
     _graph(body["graph"], body["arrays"], where, outer["opset_version"])
     _state_budget(body["graph"], len(data), f"{where}: graph")
     return body
@@ -143,6 +145,26 @@ def _generation(generation, where, vocab_size):
     stop = generation.get("stop", [])
     _need(isinstance(stop, list) and all(isinstance(x, str) for x in stop), where,
           f"stop={stop!r:.60}: must be a list of strings")
+
+
+def _taught(entries, where):
+    """The owner's taught answers (`tinyr1 teach`) -> [(question, answer)]: a list of {question, answer}
+    maps of 1..MAX_TAUGHT_CHARS characters each, no question twice (compared as the verifiers read it)."""
+    _need(isinstance(entries, list) and len(entries) <= fileformat.MAX_TAUGHT, where,
+          f"expected a list of at most {fileformat.MAX_TAUGHT} {{question, answer}} maps")
+    pairs, seen = [], {}
+    for i, e in enumerate(entries):
+        _map(e, f"{where}[{i}]", ("question", "answer"))
+        for key in ("question", "answer"):
+            v = e[key]
+            _need(isinstance(v, str) and 0 < len(v.strip()) and len(v) <= fileformat.MAX_TAUGHT_CHARS,
+                  f"{where}[{i}].{key}", f"{v!r:.60}: expected 1..{fileformat.MAX_TAUGHT_CHARS} characters")
+        key = normal(e["question"])
+        _need(key not in seen, f"{where}[{i}].question",
+              f"{e['question']!r:.60} repeats entry {seen.get(key)}'s question")
+        seen[key] = i
+        pairs.append((e["question"], e["answer"]))
+    return pairs
 
 
 def _state_budget(graph, file_bytes, where):

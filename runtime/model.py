@@ -54,6 +54,7 @@ class Model:
         self.tokenizer = body["tokenizer_obj"]
         self.generation = body["generation"]
         self.provenance = body["provenance"]
+        self.taught = body.get("taught", [])               # [(question, answer)] taught by `tinyr1 teach`
         self.graph = body["graph"]
         weights = dequantize(body["arrays"], body["quant"])
         self.ctx = Ctx()                                   # shared with the ops: position of this call

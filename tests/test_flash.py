@@ -11,7 +11,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from conftest import ROOT
+from conftest import FORCE, ROOT
 from deploy.bundle import build, tar_bytes
 from deploy.errors import FlashError
 from deploy.flash import STALL_ENV
@@ -26,8 +26,10 @@ LCD = os.path.join(ROOT, "firmware_configs", "pizero2w-lcd1602.yaml")
 ENV = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
 
 
+
+
 def flash(*args):
-    r = CliRunner().invoke(main, ["flash", *args])
+    r = CliRunner().invoke(main, ["flash", *FORCE, *args])
     assert r.exit_code == 0, r.output
     return r.output
 
@@ -44,7 +46,7 @@ def check_release(root):
     """The active release is complete, its files match the manifest, and its own runtime runs it."""
     cur = os.path.join(base(root), "current")
     subprocess.run(["sha256sum", "--check", "--quiet", "--strict", "MANIFEST.sha256"], cwd=cur, check=True)
-    r = subprocess.run(["./tinyr1", "validate", "kiosk.yaml"], cwd=cur, env=ENV, capture_output=True, text=True)
+    r = subprocess.run(["./tinyr1", "validate", "--no-answers", "kiosk.yaml"], cwd=cur, env=ENV, capture_output=True, text=True)
     assert r.returncode == 0 and "ok: board" in r.stdout, r.stderr
     code = "import runtime, sys; sys.stdout.write(runtime.__file__)"
     where = subprocess.run([sys.executable, "-c", code], cwd="/", capture_output=True, text=True,
@@ -99,7 +101,7 @@ def test_rollback_without_previous_and_bad_targets(tmp_path):
 
 def kill_mid_transfer(args, env_extra=None):
     """Start `tinyr1 flash`, let it send 64 KiB of the bundle (of ~200 KiB), then kill -9 it."""
-    p = subprocess.Popen([sys.executable, "-m", "tinyr1.cli", "flash", *args], stdout=subprocess.PIPE,
+    p = subprocess.Popen([sys.executable, "-m", "tinyr1.cli", "flash", *FORCE, *args], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True, cwd=ROOT, start_new_session=True,
                          env={**ENV, STALL_ENV: str(64 * 1024), **(env_extra or {})})
     for line in p.stdout:                                            # blocks until the flash has stalled
@@ -180,7 +182,7 @@ def test_ssh_errors_are_reported(tmp_path, tiny_model_file):
     with socket.socket() as s:                                       # a port where nothing listens
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    r = CliRunner().invoke(main, ["flash", "--config", OLED, "--model", tiny_model_file, "--target",
+    r = CliRunner().invoke(main, ["flash", *FORCE, "--config", OLED, "--model", tiny_model_file, "--target",
                                   f"ssh://root@127.0.0.1:{port}/tmp/x", "--ssh-option=-oConnectTimeout=5"])
     assert r.exit_code == 1 and "Connection refused" in r.output
 
@@ -213,7 +215,7 @@ def test_fleet_flash_with_ansible_on_localhost(tmp_path, tiny_model_file):
     inv.write_text("[kiosks]\n" + "".join(
         f"{r.name} ansible_connection=local ansible_python_interpreter={sys.executable} tinyr1_root={r}\n"
         for r in roots))
-    r = CliRunner().invoke(main, ["flash", "--config", OLED, "--model", tiny_model_file, "--inventory", str(inv)],
+    r = CliRunner().invoke(main, ["flash", *FORCE, "--config", OLED, "--model", tiny_model_file, "--inventory", str(inv)],
                            env={"PATH": ENV["PATH"]})
     assert r.exit_code == 0, r.output
     assert "failed=0" in r.output and r.output.count("ok=") == 2

@@ -17,7 +17,7 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from conftest import ROOT
+from conftest import FORCE, ROOT
 from deploy.bundle import build, tar_bytes
 from deploy.errors import FlashError
 from deploy.flash import put, rollback
@@ -269,7 +269,7 @@ def tmpfs(tmp_path):
 
 
 def cli(*args):
-    return CliRunner().invoke(main, ["flash", *args])
+    return CliRunner().invoke(main, ["flash", *FORCE, *args])
 
 
 def test_read_only_target_fails_flash_and_rollback(tmpfs, tiny_model_file):

@@ -279,19 +279,6 @@ def test_a_bad_seed_or_nan_never_reaches_a_press(tmp_path, tiny_model_file):
         assert r.exit_code == 1 and r.output.startswith(f"Error: {path}: {words}"), r.output
 
 
-def test_shipped_configs_validate(tiny_model_file):
-    import glob
-    import os
-    from conftest import ROOT
-    paths = sorted(glob.glob(os.path.join(ROOT, "firmware_configs", "*.yaml")))
-    assert {os.path.basename(p) for p in paths} >= {"pi5-ssd1306.yaml", "pi4-sh1106.yaml", "pizero2w-lcd1602.yaml",
-                                                   "pi-hdmi.yaml"}
-    for p in paths:
-        r = CliRunner().invoke(main, ["validate", p, "--model", tiny_model_file])
-        assert r.exit_code == 0, r.output
-        assert "ok: board" in r.output
-
-
 def test_validate_command_reports_the_error(tmp_path, tiny_model_file):
     path = write(tmp_path, changed("buttons.1.pin", 17))
     r = CliRunner().invoke(main, ["validate", path, "--model", tiny_model_file])
@@ -301,8 +288,8 @@ def test_validate_command_reports_the_error(tmp_path, tiny_model_file):
 def test_wiring_table_maps_bcm_to_header_pins(tiny_model_file):
     from conftest import ROOT
     import os
-    r = CliRunner().invoke(main, ["validate", "--wiring", os.path.join(ROOT, "firmware_configs", "pi5-ssd1306.yaml"),
-                                  "--model", tiny_model_file])
+    r = CliRunner().invoke(main, ["validate", "--wiring", "--no-answers",
+                                  os.path.join(ROOT, "firmware_configs", "pi5-ssd1306.yaml"), "--model", tiny_model_file])
     assert r.exit_code == 0, r.output
     rows = [line.split("|")[1:-1] for line in r.output.splitlines() if line.startswith("| ")][1:]
     got = {cells[0].strip(): (cells[1].strip(), cells[2].strip()) for cells in rows}

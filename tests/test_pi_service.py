@@ -61,7 +61,7 @@ def release(tiny_model_file):
     (pytest's own temporary directories are private to root)."""
     root = pathlib.Path(tempfile.mkdtemp(prefix="tinyr1-pi-"))
     os.chmod(root, 0o755)
-    r = subprocess.run([sys.executable, "-m", "tinyr1.cli", "flash", "--config", OLED, "--model", tiny_model_file,
+    r = subprocess.run([sys.executable, "-m", "tinyr1.cli", "flash", "--force", "--problems", "1", "--config", OLED, "--model", tiny_model_file,
                         "--target", str(root)], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     assert os.stat(root / "opt" / "tinyr1" / "current").st_uid == 0

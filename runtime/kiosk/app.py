@@ -23,7 +23,7 @@ from runtime.generate import SEED_MAX
 from runtime.kiosk.display import TerminalDisplay
 from runtime.kiosk.layout import View, layout, page_count, split_completion
 from runtime.kiosk.service import Watchdog, sd_notify
-from runtime.tasks import FAMILIES, score
+from runtime.tasks import families_of, judge
 
 log = logging.getLogger("tinyr1.kiosk")
 
@@ -40,6 +40,30 @@ class PinState:
         self.last_edge = -1e9
 
 
+def question_of(cfg, button, press, families):
+    """The question a press asks: the fixed text, or the task's held-out problem drawn for the press-th press
+    (seeded by the config's seed, so a kiosk and its pre-flight check draw the same problems)."""
+    if button.question is not None:
+        return button.question
+    rng = np.random.default_rng([cfg.generation.seed, press])
+    return families[button.task].sample(rng, "heldout").question
+
+
+def ask(model, g, question, press, stats):
+    """The kiosk's one generation call (`g`: the config's generation section) -> the model's text pieces."""
+    return model.generate(question, max_new_tokens=g.max_new_tokens, temperature=g.temperature, top_k=g.top_k,
+                          top_p=g.top_p, seed=(g.seed + press) % (SEED_MAX + 1), stats=stats)
+
+
+def cut_off(model, stats):
+    """Why a finished generation stopped before `</answer>` or `<eos>`, or "" if it did not."""
+    if stats.get("stop") != "length":
+        return ""
+    room = getattr(model, "max_positions", None)
+    return "context full" if room is not None and stats.get("prompt_tokens", 0) + stats.get("tokens", 0) >= room \
+        else "token limit"
+
+
 class Kiosk:
     def __init__(self, cfg, model, display, *, pin_factory=None, clock=time.monotonic, open_display=None,
                  on_frame=None, env=None):
@@ -47,7 +71,7 @@ class Kiosk:
         sees every drawn frame (the simulator records them)."""
         self.cfg, self.model, self.display, self.clock = cfg, model, display, clock
         self.open_display, self.on_frame, self.env = open_display, on_frame, env
-        self.families = FAMILIES
+        self.families = families_of(model)
         self.events = queue.SimpleQueue()
         self.pending = deque()
         self.pins = [PinState() for _ in cfg.buttons]
@@ -242,10 +266,7 @@ class Kiosk:
                                 self.cfg.buttons[act.button].pin, len(self.pending))
 
     def _question(self, b):
-        if b.question is not None:
-            return b.question
-        rng = np.random.default_rng([self.cfg.generation.seed, self.presses])
-        return self.families[b.task].sample(rng, "heldout").question
+        return question_of(self.cfg, b, self.presses, self.families)
 
     def _answer(self, job):
         """Stream one answer onto the display -> the next thing to do (a Job, "stop" or None)."""
@@ -260,9 +281,7 @@ class Kiosk:
         self._draw(final=True)                       # the question appears at once
         stats, text, first, nxt = {}, "", None, None
         try:
-            pieces = self.model.generate(question, max_new_tokens=g.max_new_tokens, temperature=g.temperature,
-                                         top_k=g.top_k, top_p=g.top_p, seed=(g.seed + self.presses) % (SEED_MAX + 1),
-                                         stats=stats)
+            pieces = ask(self.model, g, question, self.presses, stats)
             try:
                 for piece in pieces:
                     text += piece
@@ -287,31 +306,25 @@ class Kiosk:
             self._led("off")
             return None
         done = nxt is None
-        v.cut_off = self._cut_off(stats) if done else ""
+        v.cut_off = cut_off(self.model, stats) if done else ""
         v.status = "cancelled" if not done else "cut off" if v.cut_off else "done"
         if stats.get("tokens"):
             v.tokens_per_second = stats["tokens"] / max(stats["prefill_seconds"] + stats["decode_seconds"], 1e-9)
-        if v.status == "done":                       # a cut-off answer is not judged
-            v.verified = score(question, text)["correct"]
+        verdict, _, expected, covered = judge(question, text, v.cut_off, self.families) if done \
+            else ("cancelled", None, None, False)
+        if v.status == "done" and covered:           # a cut-off answer is not judged
+            v.verified = verdict == "right"
         self.stats["answered" if done else "cancelled"] += 1
         if v.cut_off:
             self.stats["cut_off"] += 1
         self.transcript.append(dict(pin=b.pin, label=b.label, question=question, text=text, thinking=v.thinking,
-                                    answer=v.answer, verified=v.verified, status=v.status, cut_off=v.cut_off,
-                                    tokens=v.tokens, tokens_per_second=v.tokens_per_second, first_char_seconds=first))
-        log.info("%s %r -> %r (%s, %d tokens, %.0f tok/s)", v.status, question, v.answer,
-                 {True: "right", False: "wrong", None: "unverified"}[v.verified], v.tokens, v.tokens_per_second)
+                                    answer=v.answer, verified=v.verified, verdict=verdict, expected=expected,
+                                    status=v.status, cut_off=v.cut_off, tokens=v.tokens, tokens_per_second=v.tokens_per_second, first_char_seconds=first))
+        log.info("%s %r -> %r (%s, %d tokens, %.0f tok/s)", v.status, question, v.answer, verdict, v.tokens,
+                 v.tokens_per_second)
         self._draw(final=True)
         self._led("off")
         return None if nxt == "cancel" else nxt
-
-    def _cut_off(self, stats):
-        """Why a finished generation stopped before `</answer>` or `<eos>`, or "" if it did not."""
-        if stats.get("stop") != "length":
-            return ""
-        room = getattr(self.model, "max_positions", None)
-        return "context full" if room is not None and stats.get("prompt_tokens", 0) + stats.get("tokens", 0) >= room \
-            else "token limit"
 
     # ------------------------------------------------------------ display and LED
     def _draw(self, final=False):

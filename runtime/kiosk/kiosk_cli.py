@@ -26,12 +26,34 @@ MODEL = click.option("--model", type=click.Path(dir_okay=False), default=None,
                      help="Compiled model to use instead of the config's `model:`.")
 
 
+NO_ANSWERS = click.option("--no-answers", is_flag=True,
+                          help="Check only the config and the model file; do not ask the buttons' questions.")
+PROBLEMS = click.option("--problems", default=20, show_default=True, type=click.IntRange(1, 1000),
+                        help="Problems each task: button draws in the pre-flight check (and times a fixed "
+                             "question is asked when generation samples, temperature > 0).")
+
+
+def run_preflight(cfg, m, problems, echo=click.echo):
+    """The pre-flight check (runtime/kiosk/preflight.py), printed as it goes -> Report."""
+    from runtime.kiosk.preflight import TASK_MIN_ACCURACY, preflight, summary
+    echo(f"pre-flight: asking {len(cfg.buttons)} buttons as the kiosk would (max_new_tokens "
+         f"{cfg.generation.max_new_tokens}, temperature {cfg.generation.temperature}, context {m.max_positions}; "
+         f"task buttons: {problems} problems each, at least {TASK_MIN_ACCURACY:.0%} right)")
+    report = preflight(cfg, m, problems, echo=echo)
+    echo(summary(report))
+    return report
+
+
 @click.command("validate")
 @click.argument("config", type=click.Path(dir_okay=False))
 @MODEL
 @click.option("--wiring", is_flag=True, help="Also print what to connect to which header pin (a Markdown table).")
-def validate(config, model, wiring):
-    """Check a kiosk config and its model: keys, pins, display, questions. Exit status 1 on the first error."""
+@NO_ANSWERS
+@PROBLEMS
+def validate(config, model, wiring, no_answers, problems):
+    """Check a kiosk config and its model (keys, pins, display, questions), then the pre-flight check: ask
+    every button's question as the kiosk would and judge the answer (right, wrong, refused, unverifiable,
+    cut off). Exit status 1 on a config error or a button with a problem (what `tinyr1 flash` refuses)."""
     cfg, m = _load(config, model)
     if wiring:
         from runtime.kiosk.config import wiring as rows
@@ -43,6 +65,8 @@ def validate(config, model, wiring):
                f"(GPIO {', '.join(str(b.pin) for b in cfg.buttons)})"
                + (f", LED on GPIO {cfg.led.pin}" if cfg.led else "")
                + f"; model {cfg.model} ({os.path.getsize(cfg.model):,} bytes, context {m.max_positions})")
+    if not no_answers and run_preflight(cfg, m, problems).problems:
+        sys.exit(1)
 
 
 @click.command("kiosk")

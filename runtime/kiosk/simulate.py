@@ -149,7 +149,7 @@ def simulate(cfg, model, presses, *, gif=None, frames_dir=None, scale=1, out=Non
 
 def print_transcript(kiosk, out):
     for t in kiosk.transcript:
-        mark = {True: "right", False: "wrong", None: "not verifiable"}[t["verified"]]
+        mark = t["verdict"] + (f", expected {t['expected']}" if t["verdict"] == "wrong" else "")
         first = "" if t["first_char_seconds"] is None else f", first character after {t['first_char_seconds']*1000:.0f} ms"
         out.write(f"[GPIO {t['pin']} {t['label']}] {t['question']}\n")
         out.write(f"  thinking: {t['thinking']}\n  answer:   {t['answer']}  ({t['status']}, {mark}, "

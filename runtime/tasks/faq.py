@@ -46,7 +46,12 @@ def load_faq(path):
 
 
 def faq_family(path=DEFAULT_FAQ):
-    pairs = load_faq(path)
+    return pairs_family(load_faq(path), "faq", f"the {{n}} questions of {os.path.basename(path)}")
+
+
+def pairs_family(pairs, name, train_range):
+    """A family of fixed (question, answer) pairs: a question matches case-, space- and punctuation-
+    insensitively (runtime.tasks.phrasing.normal); `train_range` may say {n}, the number of pairs."""
     answers = dict(pairs)
     by_normal = {normal(q): q for q, _ in pairs}       # "what is moe" finds "What is MoE?"
     questions = [q for q, _ in pairs]
@@ -54,7 +59,7 @@ def faq_family(path=DEFAULT_FAQ):
     def draw(rng, size):
         return questions[int(rng.integers(len(questions)))]
 
-    return Family("faq", f"the {len(pairs)} questions of {os.path.basename(path)}", "none (fixed answers)",
+    return Family(name, train_range.format(n=len(pairs)), "none (fixed answers)",
                   draw, lambda q: by_normal.get(normal(q)), lambda q: answers[q], Phrasings(("{q}",)),
                   lambda q: {"q": q}, lambda got, want: norm_space(got) == norm_space(want),
                   every=lambda: questions)
