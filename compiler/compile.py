@@ -27,7 +27,7 @@ def load_source(src):
         from trainer import checkpoint
         params, cfg, tok, info = checkpoint.load(src)
         check_finite(params, src)
-        keep = {k: info[k] for k in ("recipe", "step", "stage", "seed", "train_seconds", "eval") if k in info}
+        keep = {k: info[k] for k in ("recipe", "step", "stage", "seed", "train_seconds", "eval", "taught") if k in info}
         return params, cfg, tok, {"source": "tinyr1-checkpoint", **keep}
     if os.path.isfile(os.path.join(src, "config.json")):
         from compiler.hf_import import load_hf_dir

@@ -46,6 +46,20 @@ def test_layout_fits_the_grid_and_pages_a_long_answer():
     assert " ".join(x.text for x in seen if not x.strong) == v.thinking
 
 
+def test_page_count_of_an_answer_that_fits_and_of_one_that_is_not_judged():
+    """The count used to be read back from the footer: "812 tok/s" (no verdict, one page) ended in "tok/s"
+    and raised ValueError, so holding next_page on an unverifiable answer crashed the press."""
+    assert page_count(answer_view(thinking_mode="hidden", verified=None), 21, 5) == 1
+    long = answer_view(thinking_mode="hidden", verified=None, answer="word " * 30)
+    n = page_count(long, 21, 5)
+    assert n >= 2 and layout(long, 21, 5)[-1].text == f"812 tok/s 1/{n}"
+    shown = []
+    for p in range(n):
+        long.page = p
+        shown += [x.text for x in layout(long, 21, 5)[1:-1] if x.text]
+    assert " ".join(shown).replace("= ", "").split() == ["word"] * 30      # n pages hold it all
+
+
 def test_layout_while_streaming_follows_the_newest_text():
     v = answer_view(status="thinking", answer="", thinking="f0=0 f1=1 f2=1 f3=2 f4=3 f5=5 f6=8 f7=13 f8=21")
     lines = layout(v, 21, 5)

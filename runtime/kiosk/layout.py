@@ -126,11 +126,7 @@ def layout(view, cols, rows):
             head = clip("=" + view.answer, cols - len(mark) - 1) + " " if view.answer and cols > len(mark) + 3 else ""
             tail = [Line(clip(head + mark, cols), strong=bool(head))]
         return ([Line(clip(view.question, cols))] + tail)[:rows]
-    q = wrap(view.question, cols)
-    n_q = 1 if rows < 5 else min(2, rows - 3)      # up to 2 question lines when 2 body lines remain
-    head = [Line(t) for t in q[:n_q]]
-    if len(q) > n_q:
-        head[-1] = Line(clip(q[n_q - 1] + " " + q[n_q], cols))
+    head = _head(view, cols, rows)
     space = rows - len(head) - 1                    # question + body + footer
     scroll = body(view, cols)
     if view.status in ("done", "cut off") and len(scroll) > space:
@@ -145,8 +141,19 @@ def layout(view, cols, rows):
     return head + shown + [Line(clip(foot, cols))]
 
 
+def _head(view, cols, rows):
+    """The question's lines at the top of an answer screen."""
+    q = wrap(view.question, cols)
+    n_q = 1 if rows < 5 else min(2, rows - 3)      # up to 2 question lines when 2 body lines remain
+    head = [Line(t) for t in q[:n_q]]
+    if len(q) > n_q:
+        head[-1] = Line(clip(q[n_q - 1] + " " + q[n_q], cols))
+    return head
+
+
 def page_count(view, cols, rows):
-    """Pages of a finished answer's body (the `p/n` in the footer)."""
-    foot = layout(view, cols, rows)[-1].text if view.mode == "answer" and rows > 2 else ""
-    tail = foot.rsplit(" ", 1)[-1]
-    return int(tail.split("/")[1]) if "/" in tail else 1
+    """Pages of a finished answer's body (the `p/n` in the footer); 1 when it fits the screen."""
+    if view.mode != "answer" or rows <= 2 or view.status not in ("done", "cut off"):
+        return 1
+    space = rows - len(_head(view, cols, rows)) - 1
+    return max(1, -(-len(body(view, cols)) // space)) if space > 0 else 1

@@ -11,17 +11,18 @@ MAX_FILE_BYTES = 64 * 1024                # the shipped configs are 1-2 KB; the 
 #                                           ~1 s for 64 KB of the densest YAML (a list of 32,000 ints), ~15 s for 1 MB
 MAX_INT_CHARS = 40                        # an integer literal; the longest a kiosk config needs is a seed (10)
 MAX_DEPTH = 10                            # YAML nesting; a kiosk config needs 4 (file, buttons, a button, a value)
-def read_yaml(path):
-    """The YAML document in `path`: at most MAX_FILE_BYTES, strict UTF-8, parsed by `_Loader`."""
+def read_yaml(path, what="a kiosk config", max_bytes=MAX_FILE_BYTES):
+    """The YAML document in `path`: at most `max_bytes`, strict UTF-8, parsed by `_Loader`; `what` the file
+    is, in messages (`tinyr1 teach` reads its question/answer files this way too)."""
     try:
         with open(path, "rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)
+            data = f.read(max_bytes + 1)
             size = os.fstat(f.fileno()).st_size
     except OSError as e:
-        raise ConfigError(f"{path}: cannot read the kiosk config: {e.strerror}") from None
-    if len(data) > MAX_FILE_BYTES:
-        size = f"{size:,} bytes" if size > MAX_FILE_BYTES else f"more than {MAX_FILE_BYTES:,} bytes"
-        raise ConfigError(f"{path}: {size}; a kiosk config is at most {MAX_FILE_BYTES:,} bytes (64 KiB)")
+        raise ConfigError(f"{path}: cannot read {what}: {e.strerror}") from None
+    if len(data) > max_bytes:
+        size = f"{size:,} bytes" if size > max_bytes else f"more than {max_bytes:,} bytes"
+        raise ConfigError(f"{path}: {size}; {what} is at most {max_bytes:,} bytes ({max_bytes // 1024} KiB)")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -30,7 +31,7 @@ def read_yaml(path):
                           f"{e.reason}; save the file as UTF-8") from None
     try:
         loader = _Loader(text)
-        loader.path = path
+        loader.path, loader.what = path, what
         try:
             return loader.get_single_data()
         finally:
@@ -53,6 +54,7 @@ class _Loader(yaml.SafeLoader):
     duplicate keys (the second silently won), deep nesting (the composer recurses), and scalars Python
     cannot convert; each as a ConfigError naming the file, the line and the value."""
     path = "<config>"
+    what = "a kiosk config"
     depth = 0
 
     def _refuse(self, mark, what):
@@ -63,7 +65,7 @@ class _Loader(yaml.SafeLoader):
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
             name = "alias *" if isinstance(event, yaml.AliasEvent) else "anchor &"
             raise self._refuse(event.start_mark, f"YAML {name}{cut(event.anchor, QUOTE_CHARS)}: anchors and "
-                                                 f"aliases are not allowed in a kiosk config; write the value out")
+                                                 f"aliases are not allowed in {self.what}; write the value out")
         if self.depth >= MAX_DEPTH:
             raise self._refuse(event.start_mark, f"nested deeper than {MAX_DEPTH} levels (a kiosk config needs 4)")
         self.depth += 1
