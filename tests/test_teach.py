@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from conftest import ROOT, random_params, small_student
 from runtime.errors import DatasetError
 from runtime.tokenizer import Tokenizer
-from trainer.tasks.paraphrase import PHRASINGS, variants
+from trainer.tasks.paraphrase import HELDOUT, heldout, trained
 from trainer.teach import read_facts, training_examples
 from tinyr1.cli import main
 
@@ -83,15 +83,16 @@ def test_an_answer_too_long_for_the_display_is_refused(tmp_path):
 
 
 def test_paraphrases_hold_out_what_training_never_sees():
+    import numpy as np
     q = "What is the oldest object here?"
-    train, held = variants(q), variants(q, "heldout")
-    assert train[0] == q and len(train) >= 12 and len(held) == len(PHRASINGS.heldout)
-    assert not set(train) & set(held)
-    assert "What's the oldest object here?" in train and "the oldest object here: what is it?" in train
+    train, held = trained(q, np.random.default_rng(0)), heldout(q)
+    assert train[:2] == [q, "the oldest object here: what is it?"] and len(train) == 40 == len(set(train))
+    assert len(held) == len(HELDOUT) and not set(train) & set(held)
+    assert any("what's the oldest object here" in t.lower() for t in train)
+    assert not any(t.lower().startswith(("do you know", "hey", "i wonder")) or "thanks" in t for t in train)
     facts = read_facts(os.path.join(MUSEUM, "facts.yaml"), Tokenizer(), 512)
     examples = training_examples(facts, seed=0)
-    trained = {e.question for e in examples}
-    assert not trained & {h for f in facts for h in variants(f.question, "heldout")}
+    assert not {e.question for e in examples} & {h for f in facts for h in heldout(f.question)}
     refused = [e for e in examples if e.family == "refuse"]
     assert len(refused) >= 5 * len(facts) and all(e.answer.startswith("Sorry") for e in refused)
     assert training_examples(facts, seed=0) == examples                 # seeded
@@ -123,11 +124,11 @@ def test_the_museum_example_runs_end_to_end(tmp_path, tiny_student):
     assert model.taught == [(f.question, f.answer) for f in facts]
     report = json.load(open(out / "report.json"))
     assert report["facts"] == 30 and report["steps"] == 2 and report["preflight"]["buttons"] == 5
-    assert report["after"]["owner"][1] == 30 and report["after"]["heldout"][1] == 30 * len(PHRASINGS.heldout)
+    assert report["after"]["owner"][1] == 30 and report["after"]["heldout"][1] == 30 * len(HELDOUT)
     assert "| owner's phrasings, exact |" in r.output and "pre-flight:" in r.output
     assert Image.open(out / "kiosk.gif").n_frames > 5
-    trained = [json.loads(line) for line in open(out / "train.jsonl")]
-    assert len(trained) == len(training_examples(facts, 0, Tokenizer(), 512)) > 30 * 12
+    lines = [json.loads(line) for line in open(out / "train.jsonl")]
+    assert len(lines) == len(training_examples(facts, 0, Tokenizer(), 512)) > 30 * 40
     r = CliRunner().invoke(main, ["validate", os.path.join(MUSEUM, "kiosk.yaml"), "--model",
                                   str(out / "model.msgpack"), "--problems", "1"])
     assert r.exit_code == 1 and "GPIO 5 \"Opening hours\": cut off: 'When does the museum open?'" in r.output

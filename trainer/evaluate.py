@@ -138,6 +138,32 @@ def format_table(rows):
     return "\n".join(lines)
 
 
+def format_side_by_side(named):
+    """Markdown comparing runs on one evaluation: [(name, rows)] -> family | canonical per run | held-out
+    phrasings per run | extrapolation per run; then "all", the out-of-scope refusals and false refusals."""
+    names = [name for name, _ in named]
+    by = [{(r["family"], r["column"]): r for r in rows} for _, rows in named]
+    head = [f"{col} {name}" for col in ("canonical", "phrasings", "extrapolation") for name in names]
+    lines = ["| family | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
+    for fam in dict.fromkeys(r["family"] for _, rows in named for r in rows if r["family"] != "refuse"):
+        cells = [_cell(b.get((fam, col)) or (b.get((fam, "trained")) if col == "canonical" else None))
+                 for col in ("canonical", "phrasings", "extrapolation") for b in by]
+        trained = any((fam, "trained") in b for b in by)
+        lines.append(f"| {fam}{' (all trained)' if trained else ''} | " + " | ".join(cells) + " |")
+    means = [held_out_means(rows) for _, rows in named]
+    lines.append("| **all** | " + " | ".join("n/a" if m[col] is None else f"{m[col]:.1%}"
+                                           for col in ("canonical", "phrasings", "extrapolation") for m in means) + " |")
+    lines.append("| out of scope: refused | " + " | ".join(_cell(b.get(("refuse", "out-of-scope"))) for b in by)
+                 + " |" + " |" * (len(head) - len(by)))
+    false = []
+    for name, rows in named:
+        in_range = [r for r in rows if r["family"] != "refuse" and r["column"] != "extrapolation"]
+        k, total = sum(r["refused"] for r in in_range), sum(r["n"] for r in in_range)
+        false.append(f"{name} {k} of {total} ({k / max(total, 1):.1%})")
+    lines.append(f"\nFalse refusals of in-range questions: {', '.join(false)}.")
+    return "\n".join(lines)
+
+
 def held_out_means(rows):
     """{canonical, phrasings, extrapolation, format}: each column averaged over families (canonical over
     families with held-out problems, so not fib or faq); format over every in-range answer."""

@@ -5,9 +5,9 @@
 1. `read_facts`: the owner's file, a YAML list or JSONL lines of {question, answer, reasoning (optional)},
    checked whole before any training: text the tokenizer cannot encode, a question twice with different
    answers, a question a task family answers otherwise, an answer too long for the context or the display.
-2. `training_examples`: every fact in its trained phrasings (trainer/tasks/paraphrase.py: case, punctuation,
-   "what's", openings, reordered words) and out-of-scope questions in the same openings, refused, so that an
-   opening does not come to mean "a taught answer follows".
+2. `training_examples`: every fact in 40 trained paraphrases (trainer/tasks/paraphrase.py: case,
+   punctuation, "what's", reordered words, openings and endings from pools) and out-of-scope questions
+   restyled the same way, refused, so that an opening does not come to mean "a taught answer follows".
 3. Fine-tune from the student (TEACH below) while replaying the families of the recipe that trained it,
    refusals included, so that nothing is forgotten; resumable like every run (`--resume`).
 4. Compile to int8 with the facts in the file (provenance.taught: the kiosk and `tinyr1 validate` judge the
@@ -27,7 +27,7 @@ from runtime.tasks.base import norm_space
 from runtime.tasks.phrasing import normal
 from trainer.tasks.cot import target_text
 from trainer.tasks.jsonl import Example, check_plain
-from trainer.tasks.paraphrase import PHRASINGS, phrase, variants
+from trainer.tasks.paraphrase import heldout, longest, restyled, trained
 
 MAX_FACTS = 1000                    # runtime/fileformat.py MAX_TAUGHT: what a model file may carry
 MAX_CHARS = 1000                    # characters of a question, answer or reasoning (MAX_TAUGHT_CHARS)
@@ -130,10 +130,10 @@ def _rows(path):
 
 
 def check_context(facts, tok, context):
-    """Every trained phrasing of every fact, with its trace, fits the model's context."""
+    """The longest phrasing of every fact, with its trace, fits the model's context."""
     from trainer.data import sequence
     for f in facts:
-        for q in variants(f.question) + variants(f.question, "heldout"):
+        for q in [longest(f.question)] + heldout(f.question):
             n = len(sequence(tok, q, target_text(f.reasoning, f.answer))[0]) - 1
             if n > context:
                 raise DatasetError(f"{f.where}: {quote(q, 60)} with its answer is {n} tokens, more than the model's "
@@ -162,18 +162,17 @@ def check_display(facts, cfg):
 
 
 def training_examples(facts, seed, tok=None, context=None):
-    """Every fact in every trained phrasing, and REFUSED_PER_FACT out-of-scope questions per fact in the same
-    phrasings, refused (those that fit `context` tokens, when given) -> [Example]."""
+    """Every fact in its trained paraphrases, and REFUSED_PER_FACT out-of-scope questions per fact restyled
+    the same way, refused (those that fit `context` tokens, when given) -> [Example]."""
     from trainer.data import sequence
-    out = [Example(q, f.reasoning, f.answer, "taught") for f in facts for q in variants(f.question)]
-    taught = {normal(q) for f in facts for q in variants(f.question) + variants(f.question, "heldout")}
     rng = np.random.default_rng([seed, 11])
-    templates = [t for i, t in enumerate(PHRASINGS.templates) if i not in PHRASINGS.heldout]
+    out = [Example(q, f.reasoning, f.answer, "taught") for f in facts for q in trained(f.question, rng)]
+    taught = {normal(e.question) for e in out} | {normal(q) for f in facts for q in heldout(f.question)}
     want = len(out) + len(facts) * REFUSED_PER_FACT
     for _ in range(want * 100):
         if len(out) == want:
             break
-        q = phrase(OUT_OF_SCOPE.sample(rng, "train"), templates[int(rng.integers(len(templates)))])
+        q = restyled(OUT_OF_SCOPE.sample(rng, "train"), rng)
         fits = context is None or len(sequence(tok, q, target_text(REFUSAL_THINKING, REFUSAL))[0]) - 1 <= context
         if fits and family_of(q) is None and normal(q) not in taught:
             out.append(Example(q, REFUSAL_THINKING, REFUSAL, "refuse"))
@@ -231,7 +230,7 @@ def measure(generate, facts, n, seed, tok):
         return sum(exact(parse(t).final_answer, f) for (_, f), t in zip(pairs, texts)) / len(pairs), len(pairs)
 
     owner = [(f.question, f) for f in facts]
-    held = [(q, f) for f in facts for q in variants(f.question, "heldout")]
+    held = [(q, f) for f in facts for q in heldout(f.question)]
     oos = [p.question for p in out_of_scope(n, seed)]
     refused = sum(is_refusal(parse(t).final_answer) for t in generate(oos, refusal))
     return {"owner": share(owner), "heldout": share(held), "refused": (refused / len(oos), len(oos))}

@@ -1,29 +1,32 @@
 """Paraphrases of an owner's question, for `tinyr1 teach`: the ways a visitor retypes a question.
 
-`PHRASINGS` are templates over `fields(question)`: case, closing punctuation, "what is" <-> "what's",
-a polite or curt opening, a trailing "please", reordered words ("the oldest object here: what is it?").
-Index 0 is the owner's own phrasing; the templates in `PHRASINGS.heldout` are never trained: they measure
-phrasings the owner did not write (openings, endings and spacing training never shows).
+A trained paraphrase is an opening + a form of the question + an ending: forms change case, drop the
+question mark, swap "what is" <-> "what's" or reorder the words ("the oldest object here: what is it?");
+openings ("Tell me: ", "Excuse me, ") and endings (" please", "??") come from pools, so that the model learns
+to read past any of them rather than a few. `HELDOUT` paraphrases are never trained: openings, endings
+and spacing that no pool holds, to measure phrasings the owner did not write.
 """
 import re
-
-from runtime.tasks.phrasing import Phrasings
 
 _CONTRACT = [(r"\b(what|who|where|when|how|that|it)'s\b", r"\1 is"), (r"\b(what|who|where|when|how) is\b", r"\1's")]
 _WH = re.compile(r"^(what|who|where|when|which|how|why)( [a-z]+)? (is|are|was|were|did|does|do|can|will|has|have)"
                  r" (.+)$")
 
-PHRASINGS = Phrasings((
-    "{q}", "{lower}", "{bare}", "{lower_bare}", "{swap}", "{lower_swap}", "{reordered}",
-    "Tell me: {q}", "Tell me, {lower_bare}", "Please, {lower}", "Q: {q}", "{bare}, please?",
-    "Quick question: {lower}", "Can you tell me {lower_bare}?", "{q} ",
-    # held out: never trained
-    "{lower_bare} ?", "Do you know {lower_bare}?", "Hey, {lower_swap}", "I wonder: {lower_bare}?", "{bare}, thanks!",
-), heldout=(15, 16, 17, 18, 19))
+FORMS = ("bare", "lower_bare", "swap", "lower_swap")
+OPENINGS = ("", "", "", "Tell me: ", "Tell me, ", "Please, ", "Q: ", "Quick question: ", "Can you tell me ",
+            "Excuse me, ", "Hi! ", "Hello, ", "Question: ", "So ", "Okay, ", "Hmm, ", "Could you tell me ",
+            "I want to know: ", "Sorry, ", "Just wondering, ", "One question: ", "Please tell me ", "Ok ",
+            "Good morning! ", "Um, ", "Would you know ", "May I ask: ", "Any idea: ", "Could you say ",
+            "I'd like to know ", "Pardon, ", "Hi there, ", "Say, ")
+ENDINGS = ("?", "?", "", " please?", ", please", "??", "!", " :)", " - thank you?", "?!", ".", " ?? please",
+           ", thank you!", " thx", "!!", " please!")
+HELDOUT = ("{lower_bare} ?", "Do you know {lower_bare}?", "Hey, {lower_swap}?", "I wonder: {lower_bare}?",
+           "{bare}, thanks!")
+VARIANTS = 40                     # trained paraphrases per question, the owner's own first
 
 
 def swap(q):
-    """ "What is X?" <-> "What's X?" (the first such pair; unchanged when there is none)."""
+    """ "What is X" <-> "What's X" (the first such pair; unchanged when there is none)."""
     for pattern, repl in _CONTRACT:
         s = re.sub(pattern, repl, q, count=1, flags=re.IGNORECASE)
         if s != q:
@@ -33,34 +36,52 @@ def swap(q):
 
 def reordered(bare):
     """ "what is the oldest object here" -> "the oldest object here: what is it?"; other questions turn
-    around their first comma or are asked back ("the oldest object here?")."""
+    around their first comma, or are None."""
     low = bare[0].lower() + bare[1:] if bare else bare
     m = _WH.match(low)
     if m:
         wh, noun, verb, rest = m.groups()
         return f"{rest}: {wh}{noun or ''} {verb} it?"
     head, comma, tail = low.partition(", ")
-    return f"{tail}, {head}?" if comma else f"{low}?"
+    return f"{tail}, {head}?" if comma else None
 
 
 def fields(question):
+    """The question's forms, without closing punctuation."""
     q = " ".join(question.split())
     bare = q.rstrip(" ?.!")
-    lower_bare = bare.lower()
-    return {"q": q, "lower": q.lower(), "bare": bare, "lower_bare": lower_bare, "swap": swap(q),
-            "lower_swap": swap(q).lower(), "reordered": reordered(bare)}
+    return {"q": q, "bare": bare, "lower_bare": bare.lower(), "swap": swap(bare), "lower_swap": swap(bare).lower()}
 
 
-def phrase(question, template):
-    return template.format(**fields(question))
+def heldout(question):
+    """The held-out paraphrases of `question` (never trained), distinct."""
+    f = fields(question)
+    return list(dict.fromkeys(t.format(**f) for t in HELDOUT))
 
 
-def variants(question, which="train"):
-    """The distinct phrasings of `question` in "train" (the owner's own first) or "heldout"."""
-    idx = [i for i in range(len(PHRASINGS.templates)) if (i in PHRASINGS.heldout) == (which == "heldout")]
-    out = []
-    for i in idx:
-        v = phrase(question, PHRASINGS.templates[i])
-        if v not in out:
+def restyled(question, rng):
+    """One random opening + form + ending of `question` (the look-alikes that teach refuses)."""
+    f = fields(question)
+    opening = OPENINGS[int(rng.integers(len(OPENINGS)))]
+    return opening + f[FORMS[int(rng.integers(len(FORMS)))]] + ENDINGS[int(rng.integers(len(ENDINGS)))]
+
+
+def longest(question):
+    """The longest trained paraphrase `question` can get (for the context check)."""
+    f = fields(question)
+    return max(OPENINGS, key=len) + max((f[k] for k in FORMS), key=len) + max(ENDINGS, key=len)
+
+
+def trained(question, rng, k=VARIANTS):
+    """Up to k distinct trained paraphrases drawn with `rng`: the owner's own first, then the reordered one
+    (if the question has one), then openings x forms x endings; none is a held-out paraphrase."""
+    f = fields(question)
+    out = [f["q"]] + [r for r in [reordered(f["bare"])] if r]
+    avoid = set(heldout(question))
+    for _ in range(k * 20):
+        if len(out) >= k:
+            break
+        v = restyled(question, rng)
+        if v not in out and v not in avoid:
             out.append(v)
     return out
