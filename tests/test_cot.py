@@ -23,9 +23,10 @@ EXACT = {
     "A train travels 300 km in 5 hours. What is its average speed?":
         "<think>300/5: 3/5=0r3 30/5=6r0 0/5=0r0 =60</think><answer>60 km/h</answer>",
     "Solve x^2-5x+6=0": "<think>x^2-5x+6=0 s=5 p=6 s^2=25 4p=24 D=25-24 b2a5-b2a4 a5-4=1 b2-2=0 =a1 d=1 "
-                        "x=(5-1)/2=4/2=2 x=(5+1)/2=6/2=3</think><answer>x=2,x=3</answer>",
+                        "x=(5-1)/2 a5-a1 a5-1=4 =a4 4/2=2 x=(5+1)/2 a5+a1 a5+1=6 =a6 6/2=3</think>"
+                        "<answer>x=2,x=3</answer>",
     "What is fib(3)?": "<think>fib(3): 0,3 1,2 1,1 2,0</think><answer>2</answer>",
-    "Sort 12 5 37 19 5": "<think>12 5 37 19 5 5:2 12:1 19:1 37:1</think><answer>5 5 12 19 37</answer>",
+    "Sort 12 5 37 19 5": "<think>0:5,5 1:2,9 2: 3:7 4: 5: 6: 7: 8: 9:</think><answer>5 5 12 19 37</answer>",
 }
 
 
@@ -81,8 +82,12 @@ def check_steps(ex):
         assert r == unplace(results[-1]) * (-1 if negated else 1) and abs(r) == q * a and ex.answer == f"x={r // a}", t
     elif ex.family == "quadratic":
         s, p, d = (int(re.search(rf" {k}=(-?\d+)", t).group(1)) for k in "spd")
-        assert unplace(results[-1]) == d * d == s * s - 4 * p, t
-        roots = sorted({int(x) for x in re.findall(r"/2=-?\d+/2=(-?\d+)", t)})
+        D = re.search(r" =(-?(?:[a-z]\d)+) d=", t).group(1)
+        assert unplace(D) == d * d == s * s - 4 * p, t
+        halves = re.findall(r"x=\((-?\d+)([-+])(\d+)\)/2 .*? (-?\d+)/2=(-?\d+)(?= x=|$)", t)
+        assert len(halves) == 2 and all(int(n) == int(a) + (int(b) if op == "+" else -int(b)) == 2 * int(h)
+                                        and int(a) == s and int(b) == d for a, op, b, n, h in halves), t
+        roots = sorted({int(h) for *_, h in halves})
         assert FAMILIES["quadratic"].verify(ex.question, ",".join(f"x={r}" for r in roots))
     elif ex.family == "fib":
         steps = [tuple(map(int, s.split(","))) for s in t.split()[1:]]
@@ -92,13 +97,12 @@ def check_steps(ex):
         assert str(vals[-1]) == ex.answer
     elif ex.family == "count":
         assert str(max([int(w[1:]) for w in t.split()[1:] if len(w) > 1] or [0])) == ex.answer
-    elif ex.family == "sort":                          # the list restated, then "value:count", values rising
+    elif ex.family == "sort":                          # ten buckets by tens digit, each its ones digits rising
         given = FAMILIES["sort"].parse(ex.question)
-        words = t.split()
-        assert words[:len(given)] == list(map(str, given)), t
-        tally = [tuple(map(int, w.split(":"))) for w in words[len(given):]]
-        assert [v for v, _ in tally] == sorted({v for v, _ in tally}) and all(c >= 1 for _, c in tally)
-        assert " ".join(" ".join([str(v)] * c) for v, c in tally) == ex.answer == " ".join(map(str, sorted(given)))
+        buckets = [w.split(":") for w in t.split()]
+        assert [int(k) for k, _ in buckets] == list(range(10)), t
+        got = [10 * int(k) + int(u) for k, us in buckets for u in us.split(",") if us]
+        assert got == sorted(given) and " ".join(map(str, got)) == ex.answer, t
 
 
 @pytest.mark.parametrize("family", list(FAMILIES) + ["refuse"])

@@ -138,14 +138,21 @@ def cot_speed(p):
 
 
 def cot_quadratic(p):
-    # roots 2, 3 -> "x^2-5x+6=0 s=5 p=6 s^2=25 4p=24 D=25-24 b2a5-b2a4 a5-4=1 b2-2=0 =a1 d=1 x=(5-1)/2=4/2=2
-    # x=(5+1)/2=6/2=3": D = s^2-4p = (r2-r1)^2, d its square root, the roots (s-d)/2 and (s+d)/2
+    # roots 2, 3 -> "x^2-5x+6=0 s=5 p=6 s^2=25 4p=24 D=25-24 b2a5-b2a4 a5-4=1 b2-2=0 =a1 d=1 x=(5-1)/2
+    # a5-1=4 =a4 4/2=2 x=(5+1)/2 a5+1=6 =a6 6/2=3": D = s^2-4p = (r2-r1)^2, d its square root, the roots
+    # (s-d)/2 and (s+d)/2, each sum in column steps (signed_sum), then halved
     r1, r2 = p
     s, prod = r1 + r2, r1 * r2
     d = r2 - r1
     trace, _ = signed_sum(s * s, -4 * prod)
+    roots = [f"x=({s}{sign}{d})/2 {signed_sum(s, k * d)[0]} {halve(s + k * d)}" for sign, k in (("-", -1), ("+", 1))]
     return (f"{quadratic_eq(p)} s={s} p={prod} s^2={s * s} 4p={4 * prod} D={s * s}{'-' if prod >= 0 else '+'}"
-            f"{abs(4 * prod)} {trace} d={d} x=({s}-{d})/2={s - d}/2={r1} x=({s}+{d})/2={s + d}/2={r2}")
+            f"{abs(4 * prod)} {trace} d={d} " + " ".join(roots))
+
+
+def halve(n):
+    """'6/2=3', '-24/2=-12' (n is even: the roots are integers)."""
+    return f"{n}/2={n // 2}"
 
 
 def cot_fib(n):
@@ -155,12 +162,11 @@ def cot_fib(n):
 
 
 def cot_sort(p):
-    # 5 3 9 1 5 -> "5 3 9 1 5 1:1 3:1 5:2 9:1": the list restated, then a counting sort: each value present,
-    # smallest first, with how often it occurs; the answer writes each value that many times
-    counts = {}
-    for x in p:
-        counts[x] = counts.get(x, 0) + 1
-    return " ".join(map(str, p)) + " " + " ".join(f"{v}:{counts[v]}" for v in sorted(counts))
+    # 47 8 44 9 95 90 44 -> "0:8,9 1: 2: 3: 4:4,4,7 5: 6: 7: 8: 9:0,5": the numbers by tens digit, each
+    # bucket listing its numbers' ones digits in rising order (a bucket is one digit's lookup, its order a
+    # comparison of single digits); the answer reads the buckets in order: 8 9 44 44 47 90 95
+    buckets = [sorted(x % 10 for x in p if x // 10 == t) for t in range(10)]
+    return " ".join(f"{t}:{','.join(map(str, b))}" for t, b in enumerate(buckets))
 
 
 WRITERS = {"add": cot_add, "sub": cot_sub, "mul": cot_mul, "count": cot_count, "linear": cot_linear,
