@@ -88,6 +88,18 @@ def test_a_cut_off_answer_and_a_weak_task_button_are_problems(tmp_path, tiny_mod
     assert r.exit_code == 0 and "pre-flight" not in r.output, r.output
 
 
+def test_a_sampling_kiosk_asks_a_fixed_question_several_times(tmp_path, tiny_model_file):
+    """With temperature > 0 every press may answer differently: the check asks as many times as it draws
+    task problems, each with the seed of that press, and reports the tally."""
+    path = config(tmp_path, [{"pin": 17, "label": "Sum", "question": "What is 47+38?"}],
+                  generation={"max_new_tokens": 4, "temperature": 0.8})
+    report = preflight(load_config(path, tiny_model_file), load(tiny_model_file), problems=4)
+    (check,) = report.buttons
+    assert len(check.asked) == 4 and check.counts["cut off"] == 4
+    from runtime.kiosk.preflight import describe
+    assert describe(check)[0] == 'GPIO 17 "Sum" (sampled): 0 of 4 right (4 cut off)  <- cut off'
+
+
 def task_questions(cfg, n):
     """The problems the kiosk's first n presses of a task button ask (the same seeded draw)."""
     import numpy as np

@@ -130,8 +130,8 @@ def describe(check):
             what += " (no task family or taught answer covers it: read the answer yourself)"
         return [f"{head}: {what}: {_shown(a)}" + (f"  <- {check.problem}" if check.problem else "")]
     source = f"task {check.task}" if check.task else "sampled"
-    tally = ", ".join(f"{c[v]} {v}" for v in VERDICTS if c[v])
-    lines = [f"{head} ({source}): {c['right']} of {len(check.asked)} right ({tally})"
+    tally = ", ".join(f"{c[v]} {v}" for v in VERDICTS[1:] if c[v])
+    lines = [f"{head} ({source}): {c['right']} of {len(check.asked)} right" + (f" ({tally})" if tally else "")
              + (f"  <- {check.problem}" if check.problem else "")]
     shown = [a for a in check.asked if a.verdict != "right"]
     for a in shown[:SHOWN]:
