@@ -31,7 +31,7 @@ def test_perfect_and_wrong_models(monkeypatch):
         ("add", "canonical", 20), ("add", "phrasings", 20), ("add", "extrapolation", 20),
         ("quadratic", "canonical", 20), ("quadratic", "phrasings", 20), ("quadratic", "extrapolation", 20),
         ("fib", "trained", 41), ("fib", "phrasings", 41), ("fib", "extrapolation", 5), ("faq", "trained", 6),
-        ("refuse", "out-of-scope", 200)]
+        ("faq", "phrasings", 6), ("refuse", "out-of-scope", 200)]
     assert all(r["accuracy"] == 1.0 and r["format"] == 1.0 for r in rows)
     assert all(len(set(qs)) == len(qs) for qs in seen)                       # distinct questions
     add = FAMILIES["add"]
@@ -58,7 +58,7 @@ def test_untrained_model_rows_are_the_verifier_on_its_own_greedy_text():
     params = init_params(cfg, 0)
     rows = E.evaluate(params, cfg, tok, ["add", "faq"], n=4, max_new_tokens=10, extrapolate=False, refusals=False)
     assert [(r["family"], r["column"], r["n"]) for r in rows] == [("add", "canonical", 4), ("add", "phrasings", 4),
-                                                                   ("faq", "trained", 6)]
+                                                                   ("faq", "trained", 6), ("faq", "phrasings", 6)]
     for r in rows:
         probs = E.problems(r["family"], "phrasings" if r["column"] == "phrasings" else "canonical", 4, 0)
         texts = generate_texts(params, cfg, tok, [p.question for p in probs], 10)

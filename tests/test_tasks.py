@@ -228,3 +228,16 @@ def test_unparseable_question():
         FAMILIES["add"].sample(np.random.default_rng(0), "test")
     with pytest.raises(TaskError, match="unknown phrasing set 'odd'"):
         FAMILIES["add"].sample(np.random.default_rng(0), "train", "odd")
+
+
+def test_faq_reads_every_phrasing_of_its_questions_and_nothing_else():
+    """Issue 19: `what is MoE?` (lower case) and `What is RoPE?` (not an FAQ question). Every phrasing of
+    FAQ_PHRASINGS reads back to its canned question; a question the FAQ does not hold reads as none."""
+    from runtime.tasks.faq import FAQ_PHRASINGS
+    faq = FAMILIES["faq"]
+    for q in faq.every():
+        for template in FAQ_PHRASINGS.templates:
+            phrased = template.format(**faq.fields(q))
+            assert faq.parse(phrased) == q, (template, phrased)
+    assert faq.parse("what is MoE?") == "What is MoE?" and faq.parse("What is RoPE?") is None
+    assert faq.parse("Tell me: what is tinyr1, thanks!") == "What is tinyr1?"

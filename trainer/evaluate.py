@@ -9,7 +9,8 @@ A refusal of an in-range question is a false refusal, counted over the canonical
 
 fib has 41 problems (n = 0..40), all of them trained on: its canonical column lists all 41 (the "trained"
 column kind) and the held-out phrasings ask each of them in an unseen phrasing. FAQ's canonical column is
-its own training questions. Neither counts in the held-out mean "all".
+its own training questions, its phrasings column the same in the two phrasings training never uses. Their
+trained columns do not count in the held-out mean "all"; their phrasings columns do.
 """
 import numpy as np
 
@@ -62,7 +63,7 @@ def cells(families, n, seed, extrapolate, phrasings):
     for fam in families:
         for column in COLUMNS:
             if (column == "extrapolation" and (not extrapolate or fam == "faq")) or \
-                    (column == "phrasings" and (not phrasings or fam == "faq")):
+                    (column == "phrasings" and not phrasings):
                 continue
             kind = "trained" if column == "canonical" and FAMILIES[fam].every is not None else column
             out.append((fam, kind, problems(fam, column, n, seed)))

@@ -1,14 +1,16 @@
 """faq: fixed question/answer pairs from a YAML file, so a kiosk owner can add canned answers.
 
-The file is a list of `{question: ..., answer: ...}`. FAQ has no held-out split: it measures recall of
-the canned answers, and its questions are in every split."""
+The file is a list of `{question: ..., answer: ...}`. FAQ has no held-out split of questions: it measures
+recall of the canned answers, and its questions are in every split; two of its phrasings are held out
+(FAQ_PHRASINGS), so `tinyr1 eval` measures recall under phrasings training never used."""
 import os
+import re
 
 import yaml
 
 from runtime.errors import TaskError
 from runtime.tasks.base import Family, norm_space
-from runtime.tasks.phrasing import Phrasings, normal
+from runtime.tasks.phrasing import _TRAIL, Phrasings, normal, strip_prefix
 
 DEFAULT_FAQ = os.path.join(os.path.dirname(os.path.abspath(__file__)), "faq.yaml")
 
@@ -45,21 +47,60 @@ def load_faq(path):
     return pairs
 
 
+# How a visitor retypes a canned question: [0] as written; the last two are held out of training
+FAQ_PHRASINGS = Phrasings((
+    "{q}", "{lower}", "{bare}", "{lower_bare}", "{swap}", "{lower_swap}?", "Tell me: {q}", "Q: {lower}",
+    "{bare}, please?", "Please, {lower_bare}?", "Quick question: {lower}", "Can you tell me {lower_bare}?",
+    "Do you know {lower_bare}?", "{bare}, thanks!",
+), heldout=(12, 13))
+OPENINGS = ("tell me", "q", "quick question", "can you tell me", "please,", "please", "do you know")
+ENDINGS = (", please", ", thanks", " please", " thanks")
+
+
+def key(question):
+    """The form two phrasings of one canned question share: normal(), without an opening or ending of
+    FAQ_PHRASINGS ("Q: what's MoE?" and "What is MoE, thanks!" are both "what is moe")."""
+    q = normal(question)
+    if q is None:
+        return None
+    for e in ENDINGS:
+        if q.endswith(e):
+            q = _TRAIL.sub("", q[:-len(e)])
+    return strip_prefix(q, OPENINGS)
+
+
+def fields(question):
+    bare = question.rstrip(" ?.!")
+    swap = _swap(bare)
+    return {"q": question, "lower": question.lower(), "bare": bare, "lower_bare": bare.lower(), "swap": swap,
+            "lower_swap": swap.lower()}
+
+
+def _swap(bare):
+    """ "What is X" <-> "What's X" (the first one; unchanged when there is none)."""
+    for pattern, repl in ((r"\b([Ww]hat|[Ww]ho|[Ww]here|[Hh]ow)'s\b", r"\1 is"), (r"\b([Ww]hat|[Ww]ho|[Ww]here|[Hh]ow) is\b", r"\1's")):
+        s = re.sub(pattern, repl, bare, count=1)
+        if s != bare:
+            return s
+    return bare
+
+
 def faq_family(path=DEFAULT_FAQ):
-    return pairs_family(load_faq(path), "faq", f"the {{n}} questions of {os.path.basename(path)}")
+    return pairs_family(load_faq(path), "faq", f"the {{n}} questions of {os.path.basename(path)}", FAQ_PHRASINGS)
 
 
-def pairs_family(pairs, name, train_range):
+def pairs_family(pairs, name, train_range, phrasings=Phrasings(("{q}",))):
     """A family of fixed (question, answer) pairs: a question matches case-, space- and punctuation-
-    insensitively (runtime.tasks.phrasing.normal); `train_range` may say {n}, the number of pairs."""
+    insensitively and with or without an opening or ending of FAQ_PHRASINGS (`key`); `train_range` may say
+    {n}, the number of pairs."""
     answers = dict(pairs)
-    by_normal = {normal(q): q for q, _ in pairs}       # "what is moe" finds "What is MoE?"
+    by_key = {key(q): q for q, _ in pairs}              # "what is moe" finds "What is MoE?"
     questions = [q for q, _ in pairs]
 
     def draw(rng, size):
         return questions[int(rng.integers(len(questions)))]
 
     return Family(name, train_range.format(n=len(pairs)), "none (fixed answers)",
-                  draw, lambda q: by_normal.get(normal(q)), lambda q: answers[q], Phrasings(("{q}",)),
-                  lambda q: {"q": q}, lambda got, want: norm_space(got) == norm_space(want),
+                  draw, lambda q: by_key.get(key(q)), lambda q: answers[q], phrasings,
+                  fields, lambda got, want: norm_space(got) == norm_space(want),
                   every=lambda: questions)
