@@ -2,6 +2,7 @@
 import click
 
 from runtime.errors import TinyR1Error
+from runtime.kiosk.kiosk_cli import PROBLEMS
 
 
 @click.command("flash")
@@ -23,16 +24,15 @@ from runtime.errors import TinyR1Error
 @click.option("--force", is_flag=True,
               help="Flash even when the pre-flight check finds a problem (a wrong, cut-off or falsely refused "
                    "canned answer, a task button under 90% right).")
-@click.option("--problems", default=20, show_default=True, type=click.IntRange(1, 1000),
-              help="Problems each task: button draws in the pre-flight check.")
+@PROBLEMS
 @click.option("--ssh-option", "ssh_options", multiple=True, metavar="OPT",
               help="Extra ssh argument, repeatable, e.g. --ssh-option=-i --ssh-option=~/.ssh/pi_key.")
 def flash(config, model, target, inventory, rollback, restart, check, force, problems, ssh_options):
     """Copy a release (runtime, model, config, systemd unit, install script) to a target, verify its sha256
     there, and switch to it atomically; the previous release is kept for --rollback. First the pre-flight
     check (as `tinyr1 validate`) asks every button's question as the kiosk would: a wrong or cut-off answer
-    stops the flash unless --force. An interrupted or failed flash leaves the running release untouched and removes what it copied; a second flash into the same
-    target waits for the first. A unit file that install.sh put in /etc/systemd/system is updated.
+    stops the flash unless --force. An interrupted or failed flash leaves the running release untouched and
+    removes what it copied; a second flash into the same target waits for the first. A unit file that install.sh put in /etc/systemd/system is updated.
     Where the ssh user cannot write /opt/tinyr1 (an SD card flashed as root), sudo -n is used.
     First install on a Pi: sudo /opt/tinyr1/current/install.sh"""
     from deploy.flash import flash as do_flash, flash_fleet, rollback as do_rollback

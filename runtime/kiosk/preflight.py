@@ -23,7 +23,6 @@ from runtime.checks import quote
 from runtime.kiosk.app import ask, cut_off, question_of
 from runtime.tasks import VERDICTS, families_of, judge
 
-PROBLEMS = 20                  # draws per task button (and per fixed question when the kiosk samples)
 TASK_MIN_ACCURACY = 0.9        # a task button answering fewer of its draws right is a problem
 SHOWN = 5                      # answers that are not right listed per task button
 
@@ -76,7 +75,7 @@ class Report:
         return [b for b in self.buttons if b.problem]
 
 
-def check_button(cfg, model, index, problems=PROBLEMS, families=None):
+def check_button(cfg, model, index, problems, families=None):
     """Ask one button's question(s) as the kiosk would -> ButtonCheck."""
     families = families or families_of(model)
     b = cfg.buttons[index]
@@ -93,8 +92,9 @@ def check_button(cfg, model, index, problems=PROBLEMS, families=None):
     return check
 
 
-def preflight(cfg, model, problems=PROBLEMS, echo=None):
-    """Every button -> Report; `echo(line)`, if given, receives each button's lines as it is checked."""
+def preflight(cfg, model, problems, echo=None):
+    """Every button -> Report; `problems`: draws per task button (and per fixed question when the kiosk
+    samples); `echo(line)`, if given, receives each button's lines as it is checked."""
     families = families_of(model)
     report = Report([])
     for i in range(len(cfg.buttons)):
