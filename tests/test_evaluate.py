@@ -37,7 +37,7 @@ def test_perfect_and_wrong_models(monkeypatch):
     add = FAMILIES["add"]
     for qs in seen[:2]:
         assert all(split_of(add.phrase(add.parse(q))) == "heldout" for q in qs)    # never a training problem
-    assert all(q.startswith(("How much is", "what's")) for q in seen[1])      # add's held-out phrasings
+    assert all(q.startswith("How much is") or q[0].isdigit() for q in seen[1])   # add's held-out phrasings
     table = E.format_table(rows)
     assert "| add | 100.0% (20) | 100.0% (20) | 100.0% (20) | 100.0% |" in table
     assert "| fib (all trained) | 100.0% (41) | 100.0% (41) | 100.0% (5) |" in table

@@ -151,3 +151,20 @@ def test_pickled_npz_is_refused(tmp_path):
     np.savez(os.path.join(path, "model.npz"), evil=np.array([object()], dtype=object))
     with pytest.raises(CheckpointError, match="cannot read weights"):
         checkpoint._load_npz(os.path.join(path, "model.npz"))
+
+
+def test_restyle_retypes_a_share_of_questions_and_keeps_their_traces():
+    """restyle: a share of the family questions get an opening, form and ending from the paraphrase pools;
+    the trace and the answer are those of the question as drawn, and restyle 0 draws exactly as before."""
+    import numpy as np
+    from trainer.tasks import make_example
+    plain = [make_example("add", np.random.default_rng(3)) for _ in range(1)]
+    assert make_example("add", np.random.default_rng(3), restyle=0.0) == plain[0]
+    rng = np.random.default_rng(4)
+    examples = [make_example("add", rng, restyle=0.5) for _ in range(200)]
+    restyled = [e for e in examples if not e.question.startswith(("What", "what", "Calculate", "Compute", "Add"))
+                and not e.question[0].isdigit()]
+    assert 40 <= len(restyled) <= 120
+    for e in examples:
+        a, b = map(int, e.reasoning.split()[0].replace("+", " ").translate(str.maketrans("", "", "abcdefg")).split())
+        assert int(e.answer) == a + b

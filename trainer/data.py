@@ -21,7 +21,8 @@ def check_families(families, source):
 
 
 class Mixture:
-    def __init__(self, tok, families=None, datasets=(), dataset_weight=1.0, seed=0, source="sft", split="train"):
+    def __init__(self, tok, families=None, datasets=(), dataset_weight=1.0, seed=0, source="sft", split="train",
+                 restyle=0.0):
         weights = dict(families) if families else {name: 1.0 for name in FAMILIES}
         check_families(weights, source)
         self.pool = [ex for path in datasets for ex in load_jsonl(path)]
@@ -34,7 +35,7 @@ class Mixture:
             raise ConfigError(f"{source}: nothing to train on: every family weight is 0 and the datasets "
                               f"{', '.join(map(str, datasets))} hold no examples")
         self.p = np.asarray(w, float) / sum(w)
-        self.tok, self.seed, self.split, self.source = tok, seed, split, source
+        self.tok, self.seed, self.split, self.source, self.restyle = tok, seed, split, source, restyle
         self.context = None               # set by check_context; then every generated batch is checked
 
     def check_context(self, context, what):
@@ -56,7 +57,7 @@ class Mixture:
             if name == "<jsonl>":
                 ex = self.pool[rng.integers(len(self.pool))]
             else:
-                ex = make_example(name, rng, self.split)
+                ex = make_example(name, rng, self.split, self.restyle)
             out.append((ex.question, target_text(ex.reasoning, ex.answer)))
         return out
 

@@ -44,6 +44,8 @@ class SFTConfig:
     datasets: list = field(default_factory=list)   # extra JSONL files ({question, reasoning, answer})
     dataset_weight: float = 1.0       # sampling weight of the JSONL pool as a whole
     split: str = "train"              # questions drawn from: train, or sft (train minus the R1 pipeline's rl part)
+    restyle: float = 0.0              # share of questions retyped with an opening, form and ending from the pools
+    #                                   of trainer/tasks/paraphrase.py ("Excuse me, what's 47+38 please?")
     init: str = ""                    # start from this checkpoint's weights (its config wins over `model`)
     teacher: str = ""                 # distillation: add a token-level KL to this checkpoint's distribution
     kl_weight: float = 0.5            # loss = (1 - kl_weight) * CE + kl_weight * KL(teacher || student)
@@ -58,7 +60,7 @@ SFT_RANGES = {
     "lr": "(0, 1]",                   # AdamW moves each weight by up to ~lr per step: above 1 is a typo
     "min_lr": "[0, 1]", "warmup_steps": "[0, inf)", "weight_decay": "[0, 1]", "beta1": "[0, 1)",
     "beta2": "[0, 1)", "grad_clip": "(0, inf)", "bias_update_speed": "[0, 1]", "aux_alpha": "[0, inf)",
-    "mtp_lambda": "[0, inf)", "dataset_weight": "[0, inf)", "kl_weight": "[0, 1]", "checkpoint_every": "[1, inf)",
+    "mtp_lambda": "[0, inf)", "dataset_weight": "[0, inf)", "restyle": "[0, 1]", "kl_weight": "[0, 1]", "checkpoint_every": "[1, inf)",
     "log_every": "[1, inf)", "keep_checkpoints": "[1, inf)",
 }
 

@@ -56,7 +56,8 @@ def run_sft(recipe, out_dir, resume=False, progress=True, max_steps=None):
     tok = Tokenizer()
     cfg.vocab_size = tok.vocab_size                      # the vocabulary is the tokenizer's, always
     os.makedirs(out_dir, exist_ok=True)
-    mix = Mixture(tok, sc.families, sc.datasets, sc.dataset_weight, sc.seed, f"{recipe.path}: sft", sc.split)
+    mix = Mixture(tok, sc.families, sc.datasets, sc.dataset_weight, sc.seed, f"{recipe.path}: sft", sc.split,
+                  sc.restyle)
     if sc.init:                                          # continue from a checkpoint (control runs, distillation)
         params, cfg, _, _ = checkpoint.load(sc.init)
         checkpoint.require_finite(params, f"{recipe.path}: sft.init: {sc.init}")

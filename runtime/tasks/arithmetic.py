@@ -8,11 +8,14 @@ from runtime.tasks.phrasing import Phrasings, normal, strip_prefix
 _COMMON = ("What is {a}{s}{b}?", "What is {a} {s} {b}?", "what is {a}{s}{b}", "What's {a} {w} {b}?",
            "Calculate {a}{s}{b}", "Compute {a} {s} {b}.", "{a} {s} {b} = ?", "How much is {a} {w} {b}?",
            "what's {a} {w} {b}", "{a} {w} {b}?")
+# add, sub and mul hold out the same two templates: a shape trained for one of them and held out for another
+# taught the shape's family (`92 minus 5905?` answered as a sum when only add trained `{a} {w} {b}?`)
+HELDOUT = (7, 9)
 PHRASINGS = {
-    "+": Phrasings(_COMMON + ("Add {a} and {b}.", "What is the sum of {a} and {b}?"), heldout=(7, 8)),
-    "-": Phrasings(_COMMON + ("Subtract {b} from {a}.", "What is {a} take away {b}?"), heldout=(4, 9)),
+    "+": Phrasings(_COMMON + ("Add {a} and {b}.", "What is the sum of {a} and {b}?"), heldout=HELDOUT),
+    "-": Phrasings(_COMMON + ("Subtract {b} from {a}.", "What is {a} take away {b}?"), heldout=HELDOUT),
     "*": Phrasings(_COMMON + ("Multiply {a} by {b}.", "What is the product of {a} and {b}?", "What is {a} x {b}?"),
-                   heldout=(3, 5)),
+                   heldout=HELDOUT),
 }
 WORD = {"+": "plus", "-": "minus", "*": "times"}
 _PREFIXES = ("what is", "calculate", "compute", "how much is", "work out", "evaluate")

@@ -4,14 +4,21 @@ refusal as their answer."""
 from runtime.tasks import FAMILIES, OUT_OF_SCOPE, REFUSAL, Family, Problem, family_of, score, split_of  # noqa: F401
 from trainer.tasks.cot import WRITERS, reasoning, target, target_text  # noqa: F401
 from trainer.tasks.jsonl import Example, load_jsonl  # noqa: F401
+from trainer.tasks.paraphrase import restyled
 
 TRAINABLE = list(FAMILIES) + [OUT_OF_SCOPE.name]      # what a recipe's `families:` may weight
 
 
-def make_example(family, rng, split="train"):
-    """A fresh Example of `family` (or "refuse") from `split`, with its chain of thought."""
+def make_example(family, rng, split="train", restyle=0.0):
+    """A fresh Example of `family` (or "refuse") from `split`, with its chain of thought; with probability
+    `restyle` its question is retyped with an opening, a form and an ending from the pools of
+    trainer/tasks/paraphrase.py (training only: the result need not parse; GRPO keeps restyle 0)."""
     if family == OUT_OF_SCOPE.name:
         q = OUT_OF_SCOPE.sample(rng, split)
-        return Example(q, reasoning(q, family), REFUSAL, family)
-    p = FAMILIES[family].sample(rng, split)
-    return Example(p.question, reasoning(p.question, family), p.answer, family)
+        ex = Example(q, reasoning(q, family), REFUSAL, family)
+    else:
+        p = FAMILIES[family].sample(rng, split)
+        ex = Example(p.question, reasoning(p.question, family), p.answer, family)
+    if restyle and rng.random() < restyle:
+        ex = Example(restyled(ex.question, rng), ex.reasoning, ex.answer, family)
+    return ex
