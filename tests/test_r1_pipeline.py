@@ -183,12 +183,36 @@ def test_pipeline_recipe_errors(stages, message):
     ({"n": 0}, "p.yaml: eval: n=0: must be an integer >= 1"),
     ({"seed": -1}, "p.yaml: eval: seed=-1: must be an integer >= 0"),
     ({"n": 2.5}, "p.yaml: eval: n=2.5: must be an integer >= 1"),
-    ({"m": 1}, "p.yaml: eval: unknown key 'm'; allowed keys: n, seed"),
+    ({"m": 1}, "p.yaml: eval: unknown key 'm'; allowed keys: n, seed, full"),
+    ({"full": "yes"}, "p.yaml: eval: full='yes': must be true or false"),
 ])
 def test_pipeline_eval_errors(ev, message):
     with pytest.raises(ConfigError) as e:
         recipe_from_dict({"name": "p", "eval": ev, "stages": [{"name": "x", "sft": {"init": "a/b"}}]}, "p.yaml")
     assert str(e.value) == message
+
+
+def test_full_eval_gives_a_table_per_column_with_refusals():
+    """eval: {full: true}: canonical, held-out phrasings and extrapolation tables; "all" is the mean of the
+    held-out cells (not fib's trained canonical cell), faq has no extrapolation column, refusals beside."""
+    from types import SimpleNamespace
+    from trainer.pipeline import column_table
+
+    def row(fam, column, acc):
+        return {"family": fam, "column": column, "n": 10, "accuracy": acc, "format": 1.0}
+    rows = [row("add", "canonical", 1.0), row("add", "phrasings", 0.5), row("add", "extrapolation", 0.2),
+            row("fib", "trained", 1.0), row("fib", "phrasings", 0.9), row("fib", "extrapolation", 0.0),
+            row("faq", "trained", 1.0), row("faq", "phrasings", 0.7), row("refuse", "out-of-scope", 0.95)]
+    stages = [(SimpleNamespace(name="sft", description=""), rows, 1.0, 1.0)]
+    cells = {c: column_table(stages, c).splitlines() for c in ("canonical", "phrasings", "extrapolation")}
+    head = {c: [h.strip() for h in t[0].split("|")[1:-1]] for c, t in cells.items()}
+    values = {c: dict(zip(head[c], [v.strip() for v in t[2].split("|")[1:-1]])) for c, t in cells.items()}
+    assert "faq" in head["phrasings"] and "faq" not in head["extrapolation"]
+    assert values["canonical"]["add"] == "100.0" and values["canonical"]["fib"] == "100.0"
+    assert values["canonical"]["all held-out"] == "100.0"                      # add only: fib is trained
+    assert values["phrasings"]["all held-out"] == f"{100 * (0.5 + 0.9 + 0.7) / 3:.1f}"
+    assert values["extrapolation"]["all held-out"] == "10.0" and values["extrapolation"]["refused"] == "95.0"
+    assert values["extrapolation"]["sub"] == "-"
 
 
 @pytest.mark.parametrize("name", ["r1.yaml", "r1-kiosk.yaml"])

@@ -2,7 +2,8 @@
 
 ```yaml
 name: r1
-eval: {n: 200, seed: 0}             # held-out eval after every stage -> <stage>/eval.json
+eval: {n: 200, seed: 0}             # held-out eval after every stage -> <stage>/eval.json (full: true adds
+                                    # held-out phrasings, extrapolation and out-of-scope refusals)
 stages:
   - name: teacher-sft
     model: {hidden_size: 192}
@@ -86,15 +87,16 @@ def run_pipeline(recipe, out_dir, resume=False, progress=True, log=print):
 def evaluate_stage(ckpt, d, ev, log):
     params, cfg, tok, _ = checkpoint.load(ckpt)
     t0 = time.time()
-    rows = evaluate(params, cfg, tok, None, ev.get("n", 200), ev.get("seed", 0), extrapolate=False,
-                    phrasings=False, refusals=False)
+    full = ev.get("full", False)
+    rows = evaluate(params, cfg, tok, None, ev.get("n", 200), ev.get("seed", 0), extrapolate=full,
+                    phrasings=full, refusals=full)
     checkpoint.write_atomic(os.path.join(d, "eval.json"), json.dumps(rows, indent=1).encode())
     log(f"eval of {ckpt} ({time.time() - t0:.0f} s):\n{format_table(rows)}")
 
 
 def results_table(recipe, out_dir):
-    """Markdown: one row per evaluated stage with held-out accuracy per family, format rate, and
-    minutes of compute (the stage's own, and with every stage it builds on, each counted once)."""
+    """Markdown: the canonical held-out table of the evaluated stages (column_table); with `eval: {full:
+    true}`, the held-out phrasings and extrapolation tables too."""
     names = {s.name: s for s in recipe.stages}
     with open(os.path.join(out_dir, "pipeline.json")) as f:
         record = json.load(f)
@@ -114,21 +116,39 @@ def results_table(recipe, out_dir):
                 chain(ref, seen)
         return seen
 
-    fams = list(FAMILIES)
-    lines = ["| row | " + " | ".join(fams) + " | all held-out | format | minutes (stage / total) |",
-             "|---|" + "---:|" * (len(fams) + 3)]
+    stages = []
     for st in recipe.stages:
         path = os.path.join(out_dir, st.name, "eval.json")
-        if not os.path.exists(path):
-            continue
-        with open(path) as f:
-            rows = {r["family"]: r for r in json.load(f) if r["column"] in ("canonical", "trained")}
-        held = [r for r in rows.values() if r["column"] == "canonical"]      # fib, faq (trained) are not in "all"
+        if os.path.exists(path):
+            with open(path) as f:
+                stages.append((st, json.load(f), minutes[st.name], sum(minutes[n] for n in chain(st.name, set()))))
+    if not recipe.eval.get("full"):
+        return column_table(stages, "canonical")
+    return "\n\n".join(f"{title}:\n\n{column_table(stages, column)}" for column, title in (
+        ("canonical", "Canonical phrasing, held-out problems"), ("phrasings", "Held-out phrasings"),
+        ("extrapolation", "Extrapolation (one or two sizes beyond the training range)")))
+
+
+def column_table(stages, column):
+    """One markdown table: a row per evaluated stage with the column's accuracy per family, their mean
+    ("all": held-out problems only, so not fib's and faq's trained canonical questions), the format rate,
+    the out-of-scope refusals when measured, and minutes of compute (the stage's own / with every stage it
+    builds on, each counted once)."""
+    fams = [f for f in FAMILIES if column != "extrapolation" or f != "faq"]
+    refusals = any(r["family"] == "refuse" for _, rows, *_ in stages for r in rows)
+    lines = ["| row | " + " | ".join(fams) + " | all held-out | format |" + (" refused |" if refusals else "")
+             + " minutes (stage / total) |", "|---|" + "---:|" * (len(fams) + 3 + refusals)]
+    for st, rows, own, total in stages:
+        mine = {r["family"]: r for r in rows if r["column"] == column or
+                (column == "canonical" and r["column"] == "trained")}
+        held = [r for r in mine.values() if r["column"] != "trained"]          # fib, faq (trained) are not in "all"
         acc = [r["accuracy"] for r in held]
-        fmt = sum(r["format"] * r["n"] for r in held) / sum(r["n"] for r in held)
-        total = sum(minutes[n] for n in chain(st.name, set()))
+        fmt = sum(r["format"] * r["n"] for r in held) / max(1, sum(r["n"] for r in held))
+        ref = next((r for r in rows if r["family"] == "refuse"), None)
         label = f"{st.name}" + (f": {st.description}" if st.description else "")
-        lines.append(f"| {label} | " + " | ".join(f"{100 * rows[f]['accuracy']:.1f}" if f in rows else "-"
+        lines.append(f"| {label} | " + " | ".join(f"{100 * mine[f]['accuracy']:.1f}" if f in mine else "-"
                                                     for f in fams)
-                     + f" | {100 * sum(acc) / len(acc):.1f} | {100 * fmt:.2f}% | {minutes[st.name]:.1f} / {total:.1f} |")
+                     + f" | {100 * sum(acc) / max(1, len(acc)):.1f} | {100 * fmt:.2f}% |"
+                     + (f" {100 * ref['accuracy']:.1f} |" if ref else " - |" if refusals else "")
+                     + f" {own:.1f} / {total:.1f} |")
     return "\n".join(lines)

@@ -74,7 +74,7 @@ class Recipe:
     raw: dict = field(default_factory=dict)
     grpo: GRPOConfig = None           # set for a GRPO recipe (then model and sft are unused)
     stages: list = None               # set for a multi-stage recipe (trainer/pipeline.py)
-    eval: dict = None                 # pipelines: {n, seed} of the held-out eval after each stage
+    eval: dict = None                 # pipelines: {n, seed, full} of the held-out eval after each stage
 
 
 @dataclass
@@ -91,6 +91,7 @@ TOP_KEYS = {"name": str, "description": str, "model": dict, "sft": dict, "grpo":
             "eval": dict}
 STAGE_KEYS = {"name": str, "description": str, "model": dict, "sft": dict, "grpo": dict, "rejection": dict}
 EVAL_RANGES = {"n": "[1, inf)", "seed": "[0, inf)"}
+EVAL_FLAGS = {"full": bool}           # full: held-out phrasings, extrapolation and refusals too
 
 
 def load_recipe(path):
@@ -122,9 +123,12 @@ def recipe_from_dict(raw, path="<recipe>"):
             raise ConfigError(f"{path}: a pipeline recipe has name, description, eval and stages only; "
                               f"got {', '.join(extra) or 'no stages'}")
         ev = raw.get("eval") or {}
-        check_known(ev, EVAL_RANGES, f"{path}: eval")
+        check_known(ev, {**EVAL_RANGES, **EVAL_FLAGS}, f"{path}: eval")
         for k, v in ev.items():
-            check_range(v, EVAL_RANGES[k], f"{path}: eval", k, integer=True)
+            if k in EVAL_FLAGS:
+                check_type(v, EVAL_FLAGS[k], f"{path}: eval", k)
+            else:
+                check_range(v, EVAL_RANGES[k], f"{path}: eval", k, integer=True)
         return Recipe(name=name, model=None, sft=None, path=path, raw=raw, stages=load_stages(raw["stages"], path),
                       eval=ev or None)
     if "grpo" in raw:

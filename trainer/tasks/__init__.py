@@ -10,7 +10,8 @@ TRAINABLE = list(FAMILIES) + [OUT_OF_SCOPE.name]      # what a recipe's `familie
 
 
 def make_example(family, rng, split="train", restyle=0.0):
-    """A fresh Example of `family` (or "refuse") from `split`, with its chain of thought; with probability
+    """A fresh Example of `family` (or "refuse") from `split`, with its chain of thought (place letters at a
+    random offset, trainer/tasks/cot.py); with probability
     `restyle` its question is retyped with an opening, a form and an ending from the pools of
     trainer/tasks/paraphrase.py (training only: the result need not parse; GRPO keeps restyle 0)."""
     if family == OUT_OF_SCOPE.name:
@@ -18,7 +19,7 @@ def make_example(family, rng, split="train", restyle=0.0):
         ex = Example(q, reasoning(q, family), REFUSAL, family)
     else:
         p = FAMILIES[family].sample(rng, split)
-        ex = Example(p.question, reasoning(p.question, family), p.answer, family)
+        ex = Example(p.question, reasoning(p.question, family, rng), p.answer, family)
     if restyle and rng.random() < restyle:
         ex = Example(restyled(ex.question, rng), ex.reasoning, ex.answer, family)
     return ex

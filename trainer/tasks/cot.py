@@ -1,43 +1,70 @@
 """Chain-of-thought writers: short, mechanical steps a 1M-parameter character model can learn.
 
 Every writer takes the family's parsed parameters and returns the text between <think> and </think>.
-The traces carry position explicitly (REFERENCE.md section 5, index hints): a number is restated with a
-place letter before each digit (`b4a7` is 47: a = ones, b = tens, ...), every column step names its place,
-and the result is written with places again, so a step finds its digits by their letter, not by counting
-characters, and a longer number only needs the next letter. Each family's trace begins with the problem
-restated in one canonical form, whatever the phrasing.
+The traces carry position explicitly (REFERENCE.md section 5, index hints): an operand is restated ones
+digit first with a place letter before each digit (`a7b4` is 47: a = ones, b = tens, ...), every column
+step names its place, and the result is written with places again, highest first. A step finds its digits
+by their letter, not by counting characters, and restating ones first needs no count of the number's
+length: each next digit is the one left of the last, under the next letter.
+
+In training the letters start at a random offset (Abacus embeddings, McLeish et al. 2024, made a trace
+format): with offset 2 the ones digit is `c`, so the letters g, h, i that a 7-8 digit number needs
+at offset 0 are trained on 4-6 digit numbers, in every role: successor, lookup by letter, result. Offset 0
+is the most frequent, so greedy decoding starts at `a`. Each family's trace begins with the problem restated
+in one canonical form, whatever the phrasing.
 """
+
 from runtime.tasks import FAMILIES, REFUSAL_THINKING, family_of
 from runtime.tasks.algebra import fib, quadratic_eq
 from runtime.errors import TaskError
 
 PLACES = "abcdefghijklmnopqrstuvwxyz"
+OFFSETS = (0.5, 4)             # P(offset 0), and the largest offset drawn (uniformly from 1..4 otherwise)
+PLACE_FAMILIES = ("add", "sub", "mul", "linear", "quadratic")      # the writers that take an offset
 
 
 def digits_rtl(n, width):
     return [int(c) for c in reversed(str(n).rjust(width, "0"))]
 
 
-def placed(n):
-    """47 -> 'b4a7': each digit after its place letter, highest place first."""
+def _letters(n, o):
     s = str(n)
-    if len(s) > len(PLACES):
-        raise TaskError(f"{n} has more than {len(PLACES)} digits: no place letters left")
-    return "".join(PLACES[len(s) - 1 - i] + c for i, c in enumerate(s))
+    if len(s) + o > len(PLACES):
+        raise TaskError(f"{n} at offset {o}: no place letters left past {PLACES[-1]}")
+    return s
 
 
-def add_steps(a, b):
+def placed(n, o=0):
+    """47 -> 'b4a7': each digit after its place letter, highest place first (a result)."""
+    s = _letters(n, o)
+    return "".join(PLACES[o + len(s) - 1 - i] + c for i, c in enumerate(s))
+
+
+def restated(n, o=0):
+    """47 -> 'a7b4': ones digit first (an operand; at offset 1, 'b7c4')."""
+    s = _letters(n, o)
+    return "".join(PLACES[o + i] + c for i, c in enumerate(reversed(s)))
+
+
+def draw_offset(rng):
+    """The letter offset of one training trace: 0 with probability OFFSETS[0], else 1..OFFSETS[1]."""
+    if rng is None or rng.random() < OFFSETS[0]:
+        return 0
+    return int(rng.integers(1, OFFSETS[1] + 1))
+
+
+def add_steps(a, b, o=0):
     # 47+38 -> "a7+8=15 b4+3+1=8": place, digit of a, digit of b, the carry in, their sum
     w = max(len(str(a)), len(str(b)))
     steps, carry = [], 0
     for i, (da, db) in enumerate(zip(digits_rtl(a, w), digits_rtl(b, w))):
         s = da + db + carry
-        steps.append(f"{PLACES[i]}{da}+{db}{'+1' if carry else ''}={s}")
+        steps.append(f"{PLACES[o + i]}{da}+{db}{'+1' if carry else ''}={s}")
         carry = s // 10
     return " ".join(steps)
 
 
-def sub_steps(a, b):
+def sub_steps(a, b, o=0):
     # 82-47 -> "a12-7=5 b7-4=3": the top digit less any borrow, plus 10 when this column borrows
     w = max(len(str(a)), len(str(b)))
     steps, borrow = [], 0
@@ -45,47 +72,47 @@ def sub_steps(a, b):
         x = da - borrow
         borrow = 1 if x < db else 0
         x += 10 * borrow
-        steps.append(f"{PLACES[i]}{x}-{db}={x - db}")
+        steps.append(f"{PLACES[o + i]}{x}-{db}={x - db}")
     return " ".join(steps)
 
 
-def cot_add(p):
-    # 47+38 -> "b4a7+b3a8 a7+8=15 b4+3+1=8 =b8a5"
+def cot_add(p, o=0):
+    # 47+38 -> "a7b4+a8b3 a7+8=15 b4+3+1=8 =b8a5"
     a, b = p
-    return f"{placed(a)}+{placed(b)} {add_steps(a, b)} ={placed(a + b)}"
+    return f"{restated(a, o)}+{restated(b, o)} {add_steps(a, b, o)} ={placed(a + b, o)}"
 
 
-def cot_sub(p):
-    # 82-47 -> "b8a2-b4a7 a12-7=5 b7-4=3 =b3a5"; when the top column still borrows the result is negative:
-    # 47-82 -> "b4a7-b8a2 a7-2=5 b14-8=6 <0 b8a2-b4a7 a12-7=5 b7-4=3 =-b3a5"
+def cot_sub(p, o=0):
+    # 82-47 -> "a2b8-a7b4 a12-7=5 b7-4=3 =b3a5"; when the top column still borrows the result is negative:
+    # 47-82 -> "a7b4-a2b8 a7-2=5 b14-8=6 <0 a2b8-a7b4 a12-7=5 b7-4=3 =-b3a5"
     a, b = p
-    head = f"{placed(a)}-{placed(b)} {sub_steps(a, b)}"
+    head = f"{restated(a, o)}-{restated(b, o)} {sub_steps(a, b, o)}"
     if a >= b:
-        return f"{head} ={placed(a - b)}"
-    return f"{head} <0 {placed(b)}-{placed(a)} {sub_steps(b, a)} =-{placed(b - a)}"
+        return f"{head} ={placed(a - b, o)}"
+    return f"{head} <0 {restated(b, o)}-{restated(a, o)} {sub_steps(b, a, o)} =-{placed(b - a, o)}"
 
 
-def mul_steps(a, e):
+def mul_steps(a, e, o=0):
     # 23*7 -> "a3*7=21 b2*7=14+2=16": each digit of a times e, plus the carry
     steps, carry = [], 0
     for i, d in enumerate(digits_rtl(a, len(str(a)))):
         prod = d * e
-        steps.append(f"{PLACES[i]}{d}*{e}={prod}" + (f"+{carry}={prod + carry}" if carry else ""))
+        steps.append(f"{PLACES[o + i]}{d}*{e}={prod}" + (f"+{carry}={prod + carry}" if carry else ""))
         carry = (prod + carry) // 10
     return " ".join(steps)
 
 
-def cot_mul(p):
-    # 23*47 -> "b2a3*b4a7 a7: a3*7=21 b2*7=14+2=16 =c1b6a1 b4: a3*4=12 b2*4=8+1=9 =d9c2b0a0 + a1+0=1 b6+0=6
-    # c1+2=3 d0+9=9 =d1c0b8a1": one partial product per digit of b, written at its place, then their sum
+def cot_mul(p, o=0):
+    # 23*47 -> "a3b2*a7b4 a7: a3*7=21 b2*7=14+2=16 =c1b6a1 b4: a3*4=12 b2*4=8+1=9 =c9b2a0 + a1+0=1 b6+2=8
+    # c1+9=10 =d1c0b8a1": one partial product per digit of b, written at its place, then their sum
     a, b = p
-    parts, out = [], [f"{placed(a)}*{placed(b)}"]
+    parts, out = [], [f"{restated(a, o)}*{restated(b, o)}"]
     for j, e in enumerate(digits_rtl(b, len(str(b)))):
         part = a * e * 10 ** j
-        out.append(f"{PLACES[j]}{e}: {mul_steps(a, e)} ={placed(part)}")
+        out.append(f"{PLACES[o + j]}{e}: {mul_steps(a, e, o)} ={placed(part, o)}")
         parts.append(part)
     if len(parts) == 2:
-        out.append(f"+ {add_steps(*parts)} ={placed(a * b)}")
+        out.append(f"+ {add_steps(*parts, o)} ={placed(a * b, o)}")
     return " ".join(out)
 
 
@@ -102,14 +129,14 @@ def cot_count(p):
     return f"{letter}: " + " ".join(out)
 
 
-def signed_sum(x, y):
+def signed_sum(x, y, o=0):
     """x + y for signed x, y as add or sub steps on their sizes -> (trace, value)."""
     if x >= 0 and y >= 0:
-        return cot_add((x, y)), x + y
+        return cot_add((x, y), o), x + y
     if x < 0 and y < 0:
-        return f"-({cot_add((-x, -y))})", x + y
+        return f"-({cot_add((-x, -y), o)})", x + y
     pos, neg = (x, -y) if x >= 0 else (y, -x)
-    return cot_sub((pos, neg)), x + y
+    return cot_sub((pos, neg), o), x + y
 
 
 def divide(n, t):
@@ -123,11 +150,11 @@ def divide(n, t):
     return f"{n}/{t}: " + " ".join(steps) + f" ={int(q)}"
 
 
-def cot_linear(p):
-    # 3x+5=20 -> "3x+5=20 3x=20-5 b2a0-a5 a10-5=5 b1-0=1 =b1a5 x=15/3 15/3: 1/3=0r1 15/3=5r0 =5"
+def cot_linear(p, o=0):
+    # 3x+5=20 -> "3x+5=20 3x=20-5 a0b2-a5 a10-5=5 b1-0=1 =b1a5 x=15/3 15/3: 1/3=0r1 15/3=5r0 =5"
     a, b, c = p
     eq = f"{'' if a == 1 else a}x{'+' if b >= 0 else '-'}{abs(b)}={c}"
-    trace, rhs = signed_sum(c, -b)
+    trace, rhs = signed_sum(c, -b, o)
     out = f"{eq} {a}x={c}{'-' if b >= 0 else '+'}{abs(b)} {trace} x={rhs}/{a} "
     return out + (divide(rhs, a) if rhs >= 0 else f"-({divide(-rhs, a)})")
 
@@ -137,15 +164,16 @@ def cot_speed(p):
     return divide(p[0], p[1])
 
 
-def cot_quadratic(p):
-    # roots 2, 3 -> "x^2-5x+6=0 s=5 p=6 s^2=25 4p=24 D=25-24 b2a5-b2a4 a5-4=1 b2-2=0 =a1 d=1 x=(5-1)/2
-    # a5-1=4 =a4 4/2=2 x=(5+1)/2 a5+1=6 =a6 6/2=3": D = s^2-4p = (r2-r1)^2, d its square root, the roots
-    # (s-d)/2 and (s+d)/2, each sum in column steps (signed_sum), then halved
+def cot_quadratic(p, o=0):
+    # roots 2, 3 -> "x^2-5x+6=0 s=5 p=6 s^2=25 4p=24 D=25-24 a5b2-a4b2 a5-4=1 b2-2=0 =a1 d=1 x=(5-1)/2
+    # a5-a1 a5-1=4 =a4 4/2=2 x=(5+1)/2 a5+a1 a5+1=6 =a6 6/2=3": D = s^2-4p = (r2-r1)^2, d its square root,
+    # the roots (s-d)/2 and (s+d)/2, each sum in column steps (signed_sum), then halved
     r1, r2 = p
     s, prod = r1 + r2, r1 * r2
     d = r2 - r1
-    trace, _ = signed_sum(s * s, -4 * prod)
-    roots = [f"x=({s}{sign}{d})/2 {signed_sum(s, k * d)[0]} {halve(s + k * d)}" for sign, k in (("-", -1), ("+", 1))]
+    trace, _ = signed_sum(s * s, -4 * prod, o)
+    roots = [f"x=({s}{sign}{d})/2 {signed_sum(s, k * d, o)[0]} {halve(s + k * d)}"
+             for sign, k in (("-", -1), ("+", 1))]
     return (f"{quadratic_eq(p)} s={s} p={prod} s^2={s * s} 4p={4 * prod} D={s * s}{'-' if prod >= 0 else '+'}"
             f"{abs(4 * prod)} {trace} d={d} " + " ".join(roots))
 
@@ -174,8 +202,9 @@ WRITERS = {"add": cot_add, "sub": cot_sub, "mul": cot_mul, "count": cot_count, "
            "faq": lambda p: "recall"}
 
 
-def reasoning(question, family=None):
-    """The chain of thought for a question of a known family (or the refusal's, for `family="refuse"`)."""
+def reasoning(question, family=None, rng=None):
+    """The chain of thought for a question of a known family (or the refusal's, for `family="refuse"`); with
+    `rng`, the place letters start at a random offset (draw_offset), else at `a`."""
     if family == "refuse":
         return REFUSAL_THINKING
     fam = FAMILIES[family] if family else family_of(question)
@@ -184,6 +213,8 @@ def reasoning(question, family=None):
     params = fam.parse(question)
     if params is None:
         raise TaskError(f"{fam.name}: cannot parse the question {question!r}")
+    if fam.name in PLACE_FAMILIES:
+        return WRITERS[fam.name](params, draw_offset(rng))
     return WRITERS[fam.name](params)
 
 
