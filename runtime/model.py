@@ -161,7 +161,7 @@ class Model:
     sample = staticmethod(runtime.generate.sample)
 
     def encode_prompt(self, prompt):
-        return [self.tokenizer.bos_id] + self.tokenizer.encode(prompt)
+        return self.tokenizer.encode_prompt(prompt)
 
     def generate(self, prompt, *, max_new_tokens=None, temperature=0.0, top_k=None, top_p=None, seed=None,
                  stats=None, speculative=False):

@@ -2,15 +2,39 @@
 
 Each special (`<think>`, `</answer>`, ...) is exactly one token. The runtime owns the tokenizer
 because the Pi needs it; the trainer and compiler import it from here.
+
+A tokenizer with `places` (a property of the model it was trained with, saved beside the alphabet) marks
+the numbers of a prompt with index hints before encoding it: each digit gets its place letter
+(`What is 47+5?` is read as `What is b4a7+a5?`; a = ones, b = tens, ...). A model then finds a digit
+by its place, not by counting characters, so a skill carries to numbers longer than the ones it was
+trained on (Zhou et al. 2023, index hints; McLeish et al. 2024, Abacus embeddings: the same idea in the
+embedding). In training the letters start at a random offset (trainer/tasks/cot.py), so the letters of
+longer numbers are trained too; the runtime always starts at a.
 """
+import re
+
 from runtime.errors import TokenizerError
 
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<think>", "</think>", "<answer>", "</answer>")
 DEFAULT_ALPHABET = "\n" + "".join(chr(c) for c in range(32, 127))
+PLACES = "abcdefghijklmnopqrstuvwxyz"
+_NUMBER = re.compile(r"[0-9]+")
+
+
+def mark_places(text, offset=0):
+    """'What is 47+5?' -> 'What is b4a7+a5?': every run of digits with its place letter before each digit,
+    ones = PLACES[offset]. A run longer than the letters left (26 - offset) stays as it is."""
+    def mark(m):
+        s = m.group(0)
+        if len(s) + offset > len(PLACES):
+            return s
+        return "".join(PLACES[offset + len(s) - 1 - i] + c for i, c in enumerate(s))
+    return _NUMBER.sub(mark, text)
 
 
 class Tokenizer:
-    def __init__(self, alphabet=DEFAULT_ALPHABET, specials=SPECIALS):
+    def __init__(self, alphabet=DEFAULT_ALPHABET, specials=SPECIALS, places=False):
+        self.places = bool(places)
         self.specials = tuple(specials)
         self.alphabet = str(alphabet)
         if len(set(self.alphabet)) != len(self.alphabet):
@@ -55,6 +79,11 @@ class Tokenizer:
             i += 1
         return out
 
+    def encode_prompt(self, question, offset=0):
+        """<bos> and the question's ids, its numbers marked with place letters if the tokenizer has `places`
+        (offset: the ones digit's letter, a = 0; training draws it, generation uses 0)."""
+        return [self.bos_id] + self.encode(mark_places(question, offset) if self.places else question)
+
     def decode(self, ids, skip_special=False):
         out = []
         for pos, i in enumerate(ids):
@@ -70,15 +99,19 @@ class Tokenizer:
         return self.decode([i])
 
     def to_dict(self):
-        return {"type": "char", "specials": list(self.specials), "alphabet": self.alphabet}
+        d = {"type": "char", "specials": list(self.specials), "alphabet": self.alphabet}
+        return {**d, "places": True} if self.places else d          # files without it read as before
 
     @classmethod
     def from_dict(cls, d, source="tokenizer"):
         if not isinstance(d, dict):
             raise TokenizerError(f"{source}: expected a mapping, got {type(d).__name__}")
-        extra = set(d) - {"type", "specials", "alphabet"}
+        extra = set(d) - {"type", "specials", "alphabet", "places"}
         if extra:
-            raise TokenizerError(f"{source}: unknown field {sorted(extra)[0]!r}; allowed: type, specials, alphabet")
+            raise TokenizerError(f"{source}: unknown field {sorted(extra)[0]!r}; allowed: type, specials, alphabet, "
+                                 f"places")
+        if not isinstance(d.get("places", False), bool):
+            raise TokenizerError(f"{source}: field 'places' must be true or false, got {d['places']!r:.80}")
         if d.get("type") != "char":
             raise TokenizerError(f"{source}: field 'type' is {d.get('type')!r}; only 'char' is supported")
         specials, alphabet = d.get("specials"), d.get("alphabet")
@@ -90,12 +123,13 @@ class Tokenizer:
         if missing:
             raise TokenizerError(f"{source}: field 'specials' lacks {missing[0]!r}, which tinyr1 needs")
         try:
-            return cls(alphabet, specials)
+            return cls(alphabet, specials, d.get("places", False))
         except TokenizerError as e:
             raise TokenizerError(f"{source}: {e}") from None
 
     def __eq__(self, other):
-        return isinstance(other, Tokenizer) and (self.specials, self.alphabet) == (other.specials, other.alphabet)
+        return isinstance(other, Tokenizer) and \
+            (self.specials, self.alphabet, self.places) == (other.specials, other.alphabet, other.places)
 
     def __hash__(self):
-        return hash((self.specials, self.alphabet))
+        return hash((self.specials, self.alphabet, self.places))

@@ -76,7 +76,7 @@ def test_int8_greedy_next_token_agreement_on_held_out_traces(student):
     params, cfg, tok, info, f32, i8, _ = student
     agree = total = 0
     for q in held_out_traces():
-        prompt = [tok.bos_id] + tok.encode(q)
+        prompt = tok.encode_prompt(q)
         ids = prompt + tok.encode(target(q))
         if len(ids) > cfg.max_position_embeddings:          # v1 (256 tokens) cannot hold v2's longest traces
             continue

@@ -8,7 +8,8 @@ import pytest
 from runtime.errors import DatasetError
 from runtime.tokenizer import Tokenizer
 from trainer.tasks import FAMILIES, load_jsonl, make_example, target
-from trainer.tasks.cot import OFFSETS, PLACES, placed, reasoning, restated
+from runtime.tokenizer import PLACES, mark_places
+from trainer.tasks.cot import OFFSETS, placed, restated
 
 EXACT = {
     "What is 47+38?": "<think>a7b4+a8b3 a7+8=15 b4+3+1=8 =b8a5</think><answer>85</answer>",
@@ -41,18 +42,33 @@ def test_places_name_each_digit():
 
 
 def test_offsets_train_the_letters_past_the_range_and_start_at_a_most_often():
-    """Six-digit training operands must put g, h and i (a 7-8 digit number's places at offset 0) in
-    training traces, and offset 0 must stay the single most frequent start, so greedy decoding starts at a."""
+    """With places, six-digit training operands must put g, h and i (a 7-8 digit number's places at offset
+    0) in training questions and traces, offset 0 must stay the most frequent, and the question's letters
+    must be the trace's; without places, no offset."""
     rng = np.random.default_rng(0)
     starts, letters = [], set()
+    tok = Tokenizer(places=True)
     for _ in range(400):
-        t = reasoning("What is 654321+123456?", "add", rng)
-        starts.append(t[0])
-        letters |= set(re.findall(r"([a-z])\d", t))
-    counts = {c: starts.count(c) for c in set(starts)}
-    assert max(counts, key=counts.get) == "a" and set(counts) == set(PLACES[:OFFSETS[1] + 1]), counts
+        ex = make_example("add", rng, places=True)
+        prompt = tok.decode(tok.encode_prompt(ex.question, ex.offset), skip_special=True)
+        ones = re.search(r"([a-z])\d(?!\d)", ex.reasoning).group(1)             # the first restated digit
+        assert ones == PLACES[ex.offset] and f"{ones}{FAMILIES['add'].parse(ex.question)[0] % 10}" in prompt
+        starts.append(ex.offset)
+        letters |= set(re.findall(r"([a-z])\d", prompt + ex.reasoning))
+    counts = {o: starts.count(o) for o in set(starts)}
+    assert max(counts, key=counts.get) == 0 and set(counts) == set(range(OFFSETS[1] + 1)), counts
     assert set("ghi") <= letters, letters
-    assert reasoning("What is 654321+123456?", "add") == reasoning("What is 654321+123456?", "add")  # no rng: a
+    assert {make_example("add", rng).offset for _ in range(50)} == {0}
+
+
+def test_mark_places():
+    assert mark_places("What is 47+5?") == "What is b4a7+a5?" and mark_places("fib(30)", 2) == "fib(d3c0)"
+    assert mark_places("x^2-5x+6=0") == "x^a2-a5x+a6=a0" and mark_places("no digits") == "no digits"
+    assert mark_places("1" * 27) == "1" * 27 and mark_places("1" * 24, 3) == "1" * 24      # no letters left
+    tok = Tokenizer(places=True)
+    assert Tokenizer.from_dict(tok.to_dict()) == tok != Tokenizer() and "places" not in Tokenizer().to_dict()
+    assert tok.encode_prompt("7+8") == [tok.bos_id] + tok.encode("a7+a8")
+    assert Tokenizer().encode_prompt("7+8") == [tok.bos_id] + tok.encode("7+8")
 
 
 def unplace(s):

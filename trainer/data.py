@@ -50,15 +50,15 @@ class Mixture:
         self.context = context
 
     def examples(self, rng, n):
-        """n training examples (question, completion text)."""
+        """n training examples (question, completion text, place offset)."""
         out = []
         for k in rng.choice(len(self.names), size=n, p=self.p):
             name = self.names[k]
             if name == "<jsonl>":
                 ex = self.pool[rng.integers(len(self.pool))]
             else:
-                ex = make_example(name, rng, self.split, self.restyle)
-            out.append((ex.question, target_text(ex.reasoning, ex.answer)))
+                ex = make_example(name, rng, self.split, self.restyle, self.tok.places)
+            out.append((ex.question, target_text(ex.reasoning, ex.answer), ex.offset))
         return out
 
     def batch(self, step, batch_size):
@@ -86,18 +86,19 @@ class Mixture:
         return tokens, mask
 
 
-def sequence(tok, question, completion):
-    """-> (<bos> question completion <eos> ids, index of the first completion token). The model reads
-    all but the last token, so a sequence fits a context of len - 1 positions."""
-    prompt = [tok.bos_id] + tok.encode(question)
+def sequence(tok, question, completion, offset=0):
+    """-> (<bos> question completion <eos> ids, index of the first completion token; the question's places
+    marked from `offset` if the tokenizer has places). The model reads all but the last token, so a sequence
+    fits a context of len - 1 positions."""
+    prompt = tok.encode_prompt(question, offset)
     return prompt + tok.encode(completion) + [tok.eos_id], len(prompt)
 
 
 def encode_batch(tok, pairs):
-    """pairs of (question, completion text) -> tokens (B, T+1), completion mask (B, T)."""
+    """(question, completion text[, place offset]) tuples -> tokens (B, T+1), completion mask (B, T)."""
     seqs, starts = [], []
-    for question, completion in pairs:
-        seq, start = sequence(tok, question, completion)
+    for question, completion, *offset in pairs:
+        seq, start = sequence(tok, question, completion, *offset)
         seqs.append(seq)
         starts.append(start)
     L = max(map(len, seqs))

@@ -87,7 +87,7 @@ def evaluate(params, cfg, tok, families=None, n=200, seed=0, max_new_tokens=None
     rows = []
     from tqdm import tqdm
     for fam, column, probs in tqdm(jobs, disable=not progress, desc="eval", unit="cell"):
-        room = cfg.max_position_embeddings - max(len(tok.encode(p.question)) + 1 for p in probs)
+        room = cfg.max_position_embeddings - max(len(tok.encode_prompt(p.question)) for p in probs)
         texts = generator([p.question for p in probs], min(max_new, room))
         scores = [score(p.question, t) for p, t in zip(probs, texts)]
         right = [s["refused"] if fam == "refuse" else s["correct"] for s in scores]

@@ -61,7 +61,7 @@ def generate_texts(params, cfg, tok, questions, max_new_tokens, temperature=0.0,
                    top_p=None):
     """Questions -> completion texts (special tokens kept, <eos> dropped), batched by prompt length; the
     first batch samples with `seed` itself."""
-    prompts = [[tok.bos_id] + tok.encode(q) for q in questions]
+    prompts = [tok.encode_prompt(q) for q in questions]
     texts = [None] * len(questions)
     by_len = {}
     for i, pr in enumerate(prompts):

@@ -108,7 +108,7 @@ def sample_questions(families, rng, n, split="train"):
 
 def rollout(params, cfg, tok, questions, G, max_new, temperature, seed):
     """-> list over questions of G completion id lists (each ends with its stop token unless cut)."""
-    prompts = [[tok.bos_id] + tok.encode(q) for q in questions]
+    prompts = [tok.encode_prompt(q) for q in questions]
     out = [[None] * G for _ in questions]
     by_len = {}
     for i, p in enumerate(prompts):

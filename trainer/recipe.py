@@ -46,6 +46,8 @@ class SFTConfig:
     split: str = "train"              # questions drawn from: train, or sft (train minus the R1 pipeline's rl part)
     restyle: float = 0.0              # share of questions retyped with an opening, form and ending from the pools
     #                                   of trainer/tasks/paraphrase.py ("Excuse me, what's 47+38 please?")
+    places: bool = False              # questions read with place letters (runtime/tokenizer.py mark_places; a
+    #                                   property of the model, saved with its tokenizer; init's wins)
     init: str = ""                    # start from this checkpoint's weights (its config wins over `model`)
     teacher: str = ""                 # distillation: add a token-level KL to this checkpoint's distribution
     kl_weight: float = 0.5            # loss = (1 - kl_weight) * CE + kl_weight * KL(teacher || student)

@@ -53,18 +53,22 @@ def load_ratio(load):
 def run_sft(recipe, out_dir, resume=False, progress=True, max_steps=None):
     """Train per recipe.sft into out_dir (stopping early at max_steps). Returns (params, cfg, tok)."""
     cfg, sc = recipe.model, recipe.sft
-    tok = Tokenizer()
+    tok = Tokenizer(places=sc.places)
     cfg.vocab_size = tok.vocab_size                      # the vocabulary is the tokenizer's, always
     os.makedirs(out_dir, exist_ok=True)
-    mix = Mixture(tok, sc.families, sc.datasets, sc.dataset_weight, sc.seed, f"{recipe.path}: sft", sc.split,
-                  sc.restyle)
     if sc.init:                                          # continue from a checkpoint (control runs, distillation)
-        params, cfg, _, _ = checkpoint.load(sc.init)
+        params, cfg, tok, _ = checkpoint.load(sc.init)   # and read questions as it was trained to
         checkpoint.require_finite(params, f"{recipe.path}: sft.init: {sc.init}")
+        if sc.places and not tok.places:
+            raise ConfigError(f"{recipe.path}: sft: places=true, but sft.init {sc.init} was trained without place "
+                              f"letters in its questions; remove places (a model keeps the tokenizer it was "
+                              f"trained with)")
         context = (cfg.max_position_embeddings, f"max_position_embeddings of {sc.init}")
     else:
         params = init_params(cfg, sc.seed)
         context = (cfg.max_position_embeddings, f"{recipe.path}: model.max_position_embeddings")
+    mix = Mixture(tok, sc.families, sc.datasets, sc.dataset_weight, sc.seed, f"{recipe.path}: sft", sc.split,
+                  sc.restyle)
     teacher = load_teacher(sc.teacher, tok, f"{recipe.path}: sft.teacher") if sc.teacher else None
     if teacher is not None:                              # the teacher reads the same sequences
         context = min(context, (teacher[1].max_position_embeddings, f"max_position_embeddings of the teacher "

@@ -29,7 +29,7 @@ prefill = decode = 0.0
 agree = total = used = 0
 off = positions = 0                               # decode positions more than 1e-4 away from the trainer
 for q in questions:
-    prompt = [tok.bos_id] + tok.encode(q)
+    prompt = tok.encode_prompt(q)
     ids = prompt + tok.encode(target(q))
     if len(ids) > cfg.max_position_embeddings:                                     # longer than the model's context
         continue

@@ -2,24 +2,26 @@
 user JSONL datasets. "refuse" is the out-of-scope questions (runtime/tasks/scope.py), trained with the
 refusal as their answer."""
 from runtime.tasks import FAMILIES, OUT_OF_SCOPE, REFUSAL, Family, Problem, family_of, score, split_of  # noqa: F401
-from trainer.tasks.cot import WRITERS, reasoning, target, target_text  # noqa: F401
+from trainer.tasks.cot import WRITERS, draw_offset, reasoning, target, target_text  # noqa: F401
 from trainer.tasks.jsonl import Example, load_jsonl  # noqa: F401
 from trainer.tasks.paraphrase import restyled
 
 TRAINABLE = list(FAMILIES) + [OUT_OF_SCOPE.name]      # what a recipe's `families:` may weight
 
 
-def make_example(family, rng, split="train", restyle=0.0):
-    """A fresh Example of `family` (or "refuse") from `split`, with its chain of thought (place letters at a
-    random offset, trainer/tasks/cot.py); with probability
+def make_example(family, rng, split="train", restyle=0.0, places=False):
+    """A fresh Example of `family` (or "refuse") from `split`, with its chain of thought; for a model with
+    `places` (runtime/tokenizer.py), question and trace mark places from one random offset
+    (Example.offset, trainer/tasks/cot.py); with probability
     `restyle` its question is retyped with an opening, a form and an ending from the pools of
     trainer/tasks/paraphrase.py (training only: the result need not parse; GRPO keeps restyle 0)."""
+    o = draw_offset(rng) if places else 0
     if family == OUT_OF_SCOPE.name:
         q = OUT_OF_SCOPE.sample(rng, split)
-        ex = Example(q, reasoning(q, family), REFUSAL, family)
+        ex = Example(q, reasoning(q, family), REFUSAL, family, offset=o)
     else:
         p = FAMILIES[family].sample(rng, split)
-        ex = Example(p.question, reasoning(p.question, family, rng), p.answer, family)
+        ex = Example(p.question, reasoning(p.question, family, o), p.answer, family, offset=o)
     if restyle and rng.random() < restyle:
-        ex = Example(restyled(ex.question, rng), ex.reasoning, ex.answer, family)
+        ex = Example(restyled(ex.question, rng), ex.reasoning, ex.answer, family, offset=o)
     return ex

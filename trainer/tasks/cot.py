@@ -7,18 +7,19 @@ step names its place, and the result is written with places again, highest first
 by their letter, not by counting characters, and restating ones first needs no count of the number's
 length: each next digit is the one left of the last, under the next letter.
 
-In training the letters start at a random offset (Abacus embeddings, McLeish et al. 2024, made a trace
-format): with offset 2 the ones digit is `c`, so the letters g, h, i that a 7-8 digit number needs
-at offset 0 are trained on 4-6 digit numbers, in every role: successor, lookup by letter, result. Offset 0
-is the most frequent, so greedy decoding starts at `a`. Each family's trace begins with the problem restated
-in one canonical form, whatever the phrasing.
+A model whose tokenizer has `places` reads its questions with the same letters (runtime/tokenizer.py
+mark_places: `What is b4a7+a5?`), so restating an operand is a lookup by letter too. In its training the
+letters of question and trace start at one random offset (Abacus embeddings, McLeish et al. 2024, as text):
+at offset 2 the ones digit is `c`, so the letters g, h, i that a 7-8 digit number needs at offset 0 are
+trained on 4-6 digit numbers, in every role: successor, lookup, result. The runtime marks at offset 0.
+Each family's trace begins with the problem restated in one canonical form, whatever the phrasing.
 """
 
 from runtime.tasks import FAMILIES, REFUSAL_THINKING, family_of
 from runtime.tasks.algebra import fib, quadratic_eq
 from runtime.errors import TaskError
+from runtime.tokenizer import PLACES
 
-PLACES = "abcdefghijklmnopqrstuvwxyz"
 OFFSETS = (0.5, 4)             # P(offset 0), and the largest offset drawn (uniformly from 1..4 otherwise)
 PLACE_FAMILIES = ("add", "sub", "mul", "linear", "quadratic")      # the writers that take an offset
 
@@ -47,8 +48,8 @@ def restated(n, o=0):
 
 
 def draw_offset(rng):
-    """The letter offset of one training trace: 0 with probability OFFSETS[0], else 1..OFFSETS[1]."""
-    if rng is None or rng.random() < OFFSETS[0]:
+    """The letter offset of one training example: 0 with probability OFFSETS[0], else 1..OFFSETS[1]."""
+    if rng.random() < OFFSETS[0]:
         return 0
     return int(rng.integers(1, OFFSETS[1] + 1))
 
@@ -202,9 +203,9 @@ WRITERS = {"add": cot_add, "sub": cot_sub, "mul": cot_mul, "count": cot_count, "
            "faq": lambda p: "recall"}
 
 
-def reasoning(question, family=None, rng=None):
-    """The chain of thought for a question of a known family (or the refusal's, for `family="refuse"`); with
-    `rng`, the place letters start at a random offset (draw_offset), else at `a`."""
+def reasoning(question, family=None, offset=0):
+    """The chain of thought for a question of a known family (or the refusal's, for `family="refuse"`), its
+    place letters starting at PLACES[offset]."""
     if family == "refuse":
         return REFUSAL_THINKING
     fam = FAMILIES[family] if family else family_of(question)
@@ -214,7 +215,7 @@ def reasoning(question, family=None, rng=None):
     if params is None:
         raise TaskError(f"{fam.name}: cannot parse the question {question!r}")
     if fam.name in PLACE_FAMILIES:
-        return WRITERS[fam.name](params, draw_offset(rng))
+        return WRITERS[fam.name](params, offset)
     return WRITERS[fam.name](params)
 
 

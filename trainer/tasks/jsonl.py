@@ -20,6 +20,7 @@ class Example:
     answer: str
     family: str = "user"
     where: str = field(default="", compare=False)     # "path:line" of a JSONL example
+    offset: int = 0                                     # place letters from PLACES[offset] (models with places)
 
 
 def load_jsonl(path, tok=None):
