@@ -169,3 +169,21 @@ def test_speculative_greedy_output_equals_plain_greedy():
     assert accepted > 0                                    # both branches of the verification ran
     with pytest.raises(ValueError, match="needs greedy decoding"):
         list(model.generate("What is 1+1?", temperature=1.0, speculative=True))
+
+
+def test_a_places_model_reads_its_prompts_marked_in_the_runtime_as_in_the_trainer():
+    """The tokenizer's places travel in the model file: the runtime encodes `What is 47+5?` as the trainer
+    does (`b4a7+a5`), and greedy text from the compiled file equals the trainer's own generation."""
+    from trainer.generate import generate_texts
+    cfg = small_student()
+    params = random_params(cfg)
+    tok = Tokenizer(places=True)
+    data = compile_model(params, cfg, tok, quant="float32")[0]
+    model = Model(parse_document(data))
+    assert model.tokenizer.places and model.tokenizer == tok
+    q = "What is 47+5?"
+    assert tok.decode(model.encode_prompt(q)) == "<bos>What is b4a7+a5?"
+    got = "".join(model.generate(q, max_new_tokens=12))
+    assert got == generate_texts(params, cfg, tok, [q], 12)[0]
+    plain = Model(parse_document(compile_model(params, cfg, Tokenizer(), quant="float32")[0]))
+    assert plain.encode_prompt(q) == [tok.bos_id] + tok.encode(q)

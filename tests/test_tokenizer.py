@@ -49,6 +49,7 @@ def test_dict_round_trip_and_validation():
            ({"type": "char", "specials": list(SPECIALS), "alphabet": "aa"}, "repeats the character 'a'"),
            ({"type": "char", "specials": list(SPECIALS), "alphabet": 5}, "'alphabet' must be a string"),
            ({"type": "char", "specials": list(SPECIALS), "alphabet": "a", "x": 1}, "unknown field 'x'"),
+           ({"type": "char", "specials": list(SPECIALS), "alphabet": "a", "places": 1}, "'places' must be true or false"),
            ([1], "expected a mapping")]
     for d, msg in bad:
         with pytest.raises(TokenizerError, match=msg) as e:
