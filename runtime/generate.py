@@ -17,6 +17,7 @@ import numpy as np
 from runtime.checks import check_range, invalid, quote
 from runtime.completion import parse
 from runtime.errors import ContextOverflowError, GenerationError
+from runtime.tokenizer import unmark_stream
 
 
 @dataclass
@@ -168,7 +169,13 @@ def generate(model, prompt, *, max_new_tokens=None, temperature=0.0, top_k=None,
 
 
 def _decode(model, ids, max_new_tokens, temperature, top_k, top_p, seed, stats, speculative):
-    """generate's loop, over checked options."""
+    """generate's loop, over checked options; a places model's answer is read without its place letters."""
+    pieces = _pieces(model, ids, max_new_tokens, temperature, top_k, top_p, seed, stats, speculative)
+    return unmark_stream(pieces) if model.tokenizer.places else pieces
+
+
+def _pieces(model, ids, max_new_tokens, temperature, top_k, top_p, seed, stats, speculative):
+    """The tokens' text as the model writes it."""
     tok = model.tokenizer
     counts = {"drafted": 0, "accepted": 0}
     model.reset()

@@ -5,11 +5,13 @@ because the Pi needs it; the trainer and compiler import it from here.
 
 A tokenizer with `places` (a property of the model it was trained with, saved beside the alphabet) marks
 the numbers of a prompt with index hints before encoding it: each digit gets its place letter
-(`What is 47+5?` is read as `What is b4a7+a5?`; a = ones, b = tens, ...). A model then finds a digit
-by its place, not by counting characters, so a skill carries to numbers longer than the ones it was
-trained on (Zhou et al. 2023, index hints; McLeish et al. 2024, Abacus embeddings: the same idea in the
-embedding). In training the letters start at a random offset (trainer/tasks/cot.py), so the letters of
-longer numbers are trained too; the runtime always starts at a.
+(`What is 47+5?` is read as `What is b4a7+a5?`; a = ones, b = tens, ...), and the model writes the numbers
+of its answer the same way (`<answer>b5a2</answer>`), which decode_completion and the runtime's stream
+read back as `52`. A model then finds a digit by its place, not by counting characters, so a skill carries
+to numbers longer than the ones it was trained on (Zhou et al. 2023, index hints in question and answer;
+McLeish et al. 2024, Abacus embeddings: the same idea in the embedding). In training the letters start at a
+random offset (trainer/tasks/cot.py), so the letters of longer numbers are trained too; the runtime always
+starts at a.
 """
 import re
 
@@ -19,6 +21,8 @@ SPECIALS = ("<pad>", "<bos>", "<eos>", "<think>", "</think>", "<answer>", "</ans
 DEFAULT_ALPHABET = "\n" + "".join(chr(c) for c in range(32, 127))
 PLACES = "abcdefghijklmnopqrstuvwxyz"
 _NUMBER = re.compile(r"[0-9]+")
+_MARK = re.compile(r"[a-z](?=[0-9])")
+ANSWER = "<answer>"
 
 
 def mark_places(text, offset=0):
@@ -30,6 +34,43 @@ def mark_places(text, offset=0):
             return s
         return "".join(PLACES[offset + len(s) - 1 - i] + c for i, c in enumerate(s))
     return _NUMBER.sub(mark, text)
+
+
+def unmark_places(text):
+    """mark_places undone: 'b5a2 km/h' -> '52 km/h' (every letter right before a digit is a place letter)."""
+    return _MARK.sub("", text)
+
+
+def mark_answer(completion, offset=0):
+    """A completion's answer (the text after <answer>) with its numbers marked; the thinking is kept as is."""
+    head, sep, tail = completion.partition(ANSWER)
+    return head + sep + mark_places(tail, offset) if sep else completion
+
+
+def unmark_answer(completion):
+    head, sep, tail = completion.partition(ANSWER)
+    return head + sep + unmark_places(tail) if sep else completion
+
+
+def unmark_stream(pieces):
+    """Text pieces (one token each) of a places model's completion -> the same stream with the place letters
+    of its answer dropped: a letter after <answer> is held until the next piece shows it is not one."""
+    in_answer, held = False, ""
+    try:
+        for p in pieces:
+            if held:
+                if not p.isdigit():
+                    yield held
+                held = ""
+            in_answer = in_answer or p == ANSWER
+            if in_answer and len(p) == 1 and "a" <= p <= "z":
+                held = p
+                continue
+            yield p
+        if held:
+            yield held
+    finally:                                           # a consumer that stops early stops the decoding too
+        getattr(pieces, "close", lambda: None)()
 
 
 class Tokenizer:
@@ -83,6 +124,11 @@ class Tokenizer:
         """<bos> and the question's ids, its numbers marked with place letters if the tokenizer has `places`
         (offset: the ones digit's letter, a = 0; training draws it, generation uses 0)."""
         return [self.bos_id] + self.encode(mark_places(question, offset) if self.places else question)
+
+    def decode_completion(self, ids):
+        """Generated ids -> text without <eos>, the answer's place letters removed if the tokenizer has places."""
+        text = self.decode([t for t in ids if t != self.eos_id])
+        return unmark_answer(text) if self.places else text
 
     def decode(self, ids, skip_special=False):
         out = []

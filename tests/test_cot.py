@@ -8,7 +8,7 @@ import pytest
 from runtime.errors import DatasetError
 from runtime.tokenizer import Tokenizer
 from trainer.tasks import FAMILIES, load_jsonl, make_example, target
-from runtime.tokenizer import PLACES, mark_places
+from runtime.tokenizer import PLACES, mark_answer, mark_places, unmark_answer, unmark_places, unmark_stream
 from trainer.tasks.cot import OFFSETS, placed, restated
 
 EXACT = {
@@ -65,6 +65,15 @@ def test_mark_places():
     assert mark_places("What is 47+5?") == "What is b4a7+a5?" and mark_places("fib(30)", 2) == "fib(d3c0)"
     assert mark_places("x^2-5x+6=0") == "x^a2-a5x+a6=a0" and mark_places("no digits") == "no digits"
     assert mark_places("1" * 27) == "1" * 27 and mark_places("1" * 24, 3) == "1" * 24      # no letters left
+    rng = np.random.default_rng(0)
+    chars = list("abcxyz019 -=,B")
+    for _ in range(300):                               # the answer's marks come off exactly, streamed or not
+        text = "".join(rng.choice(chars, int(rng.integers(0, 30))))
+        o = int(rng.integers(0, 5))
+        assert unmark_places(mark_places(text, o)) == text
+        marked = mark_answer(f"<think>a7</think><answer>{text}</answer>", o)
+        pieces = ["<think>", "a", "7", "</think>", "<answer>"] + list(marked.split("<answer>")[1][:-9]) + ["</answer>"]
+        assert "".join(unmark_stream(iter(pieces))) == unmark_answer(marked) == f"<think>a7</think><answer>{text}</answer>"
     tok = Tokenizer(places=True)
     assert Tokenizer.from_dict(tok.to_dict()) == tok != Tokenizer() and "places" not in Tokenizer().to_dict()
     assert tok.encode_prompt("7+8") == [tok.bos_id] + tok.encode("a7+a8")

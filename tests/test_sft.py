@@ -154,6 +154,18 @@ def test_pickled_npz_is_refused(tmp_path):
         checkpoint._load_npz(os.path.join(path, "model.npz"))
 
 
+def test_a_places_model_trains_on_marked_questions_and_answers_at_the_example_offset():
+    from runtime.tokenizer import Tokenizer
+    from trainer.data import sequence
+    tok = Tokenizer(places=True)
+    seq, start = sequence(tok, "What is 47+38?", "<think>a7b4+a8b3 =b8a5</think><answer>85</answer>", 1)
+    assert tok.decode(seq) == "<bos>What is c4b7+c3b8?<think>a7b4+a8b3 =b8a5</think><answer>c8b5</answer><eos>"
+    assert tok.decode(seq[start:]).startswith("<think>") and tok.decode_completion(seq[start:]).endswith(
+        "<answer>85</answer>")
+    plain, _ = sequence(Tokenizer(), "What is 47+38?", "<answer>85</answer>", 1)
+    assert Tokenizer().decode(plain) == "<bos>What is 47+38?<answer>85</answer><eos>"
+
+
 def test_restyle_retypes_a_share_of_questions_and_keeps_their_traces():
     """restyle: a share of the family questions get an opening, form and ending from the paraphrase pools;
     the trace and the answer are those of the question as drawn, and restyle 0 draws exactly as before."""

@@ -72,5 +72,5 @@ def generate_texts(params, cfg, tok, questions, max_new_tokens, temperature=0.0,
             outs = generate(params, cfg, tok, [prompts[i] for i in chunk], max_new_tokens, temperature,
                             seed=seed + 7919 * n_bucket + j, top_k=top_k, top_p=top_p)
             for i, ids in zip(chunk, outs):
-                texts[i] = tok.decode([t for t in ids if t != tok.eos_id])
+                texts[i] = tok.decode_completion(ids)
     return texts

@@ -192,7 +192,7 @@ def grpo_step(params, ref, cfg, tok, opt, gc, rewards, step, run_dir=".", source
     acc, fmt, lengths = [], [], []
     for i, q in enumerate(questions):
         for g, c in enumerate(comps[i]):
-            text = tok.decode([t for t in c if t != tok.eos_id])
+            text = tok.decode_completion(c)
             R[i, g], _ = score_all(rewards, q, text)
             acc.append(accuracy_reward(q, text))            # logged whatever the recipe's rewards are
             fmt.append(format_reward(q, text))

@@ -75,7 +75,7 @@ def run_rejection(rc, out_dir, progress=True, source="rejection"):
             qs = questions[start:start + CHUNK]
             prompts, comps = rollout(params, cfg, tok, qs, rc.samples, rc.max_completion, rc.temperature,
                                      seed=rc.seed * 1_000_003 + c)
-            rows = [{"question": q, "completions": [tok.decode([t for t in ids if t != tok.eos_id]) for ids in group]}
+            rows = [{"question": q, "completions": [tok.decode_completion(ids) for ids in group]}
                     for q, group in zip(qs, comps)]
             checkpoint.write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows).encode())
         bar.update(1)
