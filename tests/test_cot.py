@@ -9,21 +9,21 @@ from runtime.errors import DatasetError
 from runtime.tokenizer import Tokenizer
 from trainer.tasks import FAMILIES, load_jsonl, make_example, target
 from runtime.tokenizer import PLACES, mark_answer, mark_places, unmark_answer, unmark_places, unmark_stream
-from trainer.tasks.cot import OFFSETS, placed, restated
+from trainer.tasks.cot import OFFSETS, placed
 
 EXACT = {
-    "What is 47+38?": "<think>a7b4+a8b3 a7+8=15 b4+3+1=8 =b8a5</think><answer>85</answer>",
-    "What is 82-47?": "<think>a2b8-a7b4 a12-7=5 b7-4=3 =b3a5</think><answer>35</answer>",
-    "What is 47-82?": "<think>a7b4-a2b8 a7-2=5 b14-8=6 <0 a2b8-a7b4 a12-7=5 b7-4=3 =-b3a5</think><answer>-35</answer>",
-    "What is 23*7?": "<think>a3b2*a7 a7: a3*7=21 b2*7=14+2=16 =c1b6a1</think><answer>161</answer>",
-    "What is 23*47?": "<think>a3b2*a7b4 a7: a3*7=21 b2*7=14+2=16 =c1b6a1 b4: a3*4=12 b2*4=8+1=9 =c9b2a0 "
+    "What is 47+38?": "<think>b4a7+b3a8 a7+8=15 b4+3+1=8 =b8a5</think><answer>85</answer>",
+    "What is 82-47?": "<think>b8a2-b4a7 a12-7=5 b7-4=3 =b3a5</think><answer>35</answer>",
+    "What is 47-82?": "<think>b4a7-b8a2 a7-2=5 b14-8=6 <0 b8a2-b4a7 a12-7=5 b7-4=3 =-b3a5</think><answer>-35</answer>",
+    "What is 23*7?": "<think>b2a3*a7 a7: a3*7=21 b2*7=14+2=16 =c1b6a1</think><answer>161</answer>",
+    "What is 23*47?": "<think>b2a3*b4a7 a7: a3*7=21 b2*7=14+2=16 =c1b6a1 b4: a3*4=12 b2*4=8+1=9 =c9b2a0 "
                       "+ a1+0=1 b6+2=8 c1+9=10 =d1c0b8a1</think><answer>1081</answer>",
     "How many r in strawberry?": "<think>r: s t r1 a w b e r2 r3 y</think><answer>3</answer>",
-    "Solve 3x+5=20": "<think>3x+5=20 3x=20-5 a0b2-a5 a10-5=5 b1-0=1 =b1a5 x=15/3 15/3: 1/3=0r1 15/3=5r0 =5"
+    "Solve 3x+5=20": "<think>3x+5=20 3x=20-5 b2a0-a5 a10-5=5 b1-0=1 =b1a5 x=15/3 15/3: 1/3=0r1 15/3=5r0 =5"
                      "</think><answer>x=5</answer>",
     "A train travels 300 km in 5 hours. What is its average speed?":
         "<think>300/5: 3/5=0r3 30/5=6r0 0/5=0r0 =60</think><answer>60 km/h</answer>",
-    "Solve x^2-5x+6=0": "<think>x^2-5x+6=0 s=5 p=6 s^2=25 4p=24 D=25-24 a5b2-a4b2 a5-4=1 b2-2=0 =a1 d=1 "
+    "Solve x^2-5x+6=0": "<think>x^2-5x+6=0 s=5 p=6 s^2=25 4p=24 D=25-24 b2a5-b2a4 a5-4=1 b2-2=0 =a1 d=1 "
                         "x=(5-1)/2 a5-a1 a5-1=4 =a4 4/2=2 x=(5+1)/2 a5+a1 a5+1=6 =a6 6/2=3</think>"
                         "<answer>x=2,x=3</answer>",
     "What is fib(3)?": "<think>fib(3): 0,3 1,2 1,1 2,0</think><answer>2</answer>",
@@ -38,7 +38,7 @@ def test_exact_traces(q):
 
 def test_places_name_each_digit():
     assert placed(0) == "a0" and placed(47) == "b4a7" and placed(123456) == "f1e2d3c4b5a6"
-    assert restated(47) == "a7b4" and restated(123456, 2) == "c6d5e4f3g2h1" and placed(47, 3) == "e4d7"
+    assert placed(47, 3) == "e4d7" and placed(123456, 2) == "h1g2f3e4d5c6"
 
 
 def test_offsets_train_the_letters_past_the_range_and_start_at_a_most_often():
@@ -51,7 +51,7 @@ def test_offsets_train_the_letters_past_the_range_and_start_at_a_most_often():
     for _ in range(400):
         ex = make_example("add", rng, places=True)
         prompt = tok.decode(tok.encode_prompt(ex.question, ex.offset), skip_special=True)
-        ones = re.search(r"([a-z])\d(?!\d)", ex.reasoning).group(1)             # the first restated digit
+        ones = re.search(r"([a-z])\d[-+*]", ex.reasoning).group(1)                  # the first operand's ones
         assert ones == PLACES[ex.offset] and f"{ones}{FAMILIES['add'].parse(ex.question)[0] % 10}" in prompt
         starts.append(ex.offset)
         letters |= set(re.findall(r"([a-z])\d", prompt + ex.reasoning))

@@ -1,14 +1,14 @@
 """Chain-of-thought writers: short, mechanical steps a 1M-parameter character model can learn.
 
 Every writer takes the family's parsed parameters and returns the text between <think> and </think>.
-The traces carry position explicitly (REFERENCE.md section 5, index hints): an operand is restated ones
-digit first with a place letter before each digit (`a7b4` is 47: a = ones, b = tens, ...), every column
-step names its place, and the result is written with places again, highest first. A step finds its digits
-by their letter, not by counting characters, and restating ones first needs no count of the number's
-length: each next digit is the one left of the last, under the next letter.
+The traces carry position explicitly (REFERENCE.md section 5, index hints): a number is restated with a
+place letter before each digit (`b4a7` is 47: a = ones, b = tens, ...), every column step names its place,
+and the result is written with places again, so a step finds its digits by their letter, not by counting
+characters, and a longer number only needs the next letter.
 
-A model whose tokenizer has `places` reads its questions with the same letters (runtime/tokenizer.py
-mark_places: `What is b4a7+a5?`), so restating an operand is a lookup by letter too. In its training the
+A model whose tokenizer has `places` reads its questions and writes its answers with the same letters
+(runtime/tokenizer.py: `What is b4a7+a5?`, `<answer>b5a2</answer>`), so restating an operand is a plain
+copy that stops at the ones letter, and the answer a copy of the result. In its training the
 letters of question and trace start at one random offset (Abacus embeddings, McLeish et al. 2024, as text):
 at offset 2 the ones digit is `c`, so the letters g, h, i that a 7-8 digit number needs at offset 0 are
 trained on 4-6 digit numbers, in every role: successor, lookup, result. The runtime marks at offset 0.
@@ -40,11 +40,6 @@ def placed(n, o=0):
     s = _letters(n, o)
     return "".join(PLACES[o + len(s) - 1 - i] + c for i, c in enumerate(s))
 
-
-def restated(n, o=0):
-    """47 -> 'a7b4': ones digit first (an operand; at offset 1, 'b7c4')."""
-    s = _letters(n, o)
-    return "".join(PLACES[o + i] + c for i, c in enumerate(reversed(s)))
 
 
 def draw_offset(rng):
@@ -78,19 +73,19 @@ def sub_steps(a, b, o=0):
 
 
 def cot_add(p, o=0):
-    # 47+38 -> "a7b4+a8b3 a7+8=15 b4+3+1=8 =b8a5"
+    # 47+38 -> "b4a7+b3a8 a7+8=15 b4+3+1=8 =b8a5"
     a, b = p
-    return f"{restated(a, o)}+{restated(b, o)} {add_steps(a, b, o)} ={placed(a + b, o)}"
+    return f"{placed(a, o)}+{placed(b, o)} {add_steps(a, b, o)} ={placed(a + b, o)}"
 
 
 def cot_sub(p, o=0):
-    # 82-47 -> "a2b8-a7b4 a12-7=5 b7-4=3 =b3a5"; when the top column still borrows the result is negative:
-    # 47-82 -> "a7b4-a2b8 a7-2=5 b14-8=6 <0 a2b8-a7b4 a12-7=5 b7-4=3 =-b3a5"
+    # 82-47 -> "b8a2-b4a7 a12-7=5 b7-4=3 =b3a5"; when the top column still borrows the result is negative:
+    # 47-82 -> "b4a7-b8a2 a7-2=5 b14-8=6 <0 b8a2-b4a7 a12-7=5 b7-4=3 =-b3a5"
     a, b = p
-    head = f"{restated(a, o)}-{restated(b, o)} {sub_steps(a, b, o)}"
+    head = f"{placed(a, o)}-{placed(b, o)} {sub_steps(a, b, o)}"
     if a >= b:
         return f"{head} ={placed(a - b, o)}"
-    return f"{head} <0 {restated(b, o)}-{restated(a, o)} {sub_steps(b, a, o)} =-{placed(b - a, o)}"
+    return f"{head} <0 {placed(b, o)}-{placed(a, o)} {sub_steps(b, a, o)} =-{placed(b - a, o)}"
 
 
 def mul_steps(a, e, o=0):
@@ -104,10 +99,10 @@ def mul_steps(a, e, o=0):
 
 
 def cot_mul(p, o=0):
-    # 23*47 -> "a3b2*a7b4 a7: a3*7=21 b2*7=14+2=16 =c1b6a1 b4: a3*4=12 b2*4=8+1=9 =c9b2a0 + a1+0=1 b6+2=8
+    # 23*47 -> "b2a3*b4a7 a7: a3*7=21 b2*7=14+2=16 =c1b6a1 b4: a3*4=12 b2*4=8+1=9 =c9b2a0 + a1+0=1 b6+2=8
     # c1+9=10 =d1c0b8a1": one partial product per digit of b, written at its place, then their sum
     a, b = p
-    parts, out = [], [f"{restated(a, o)}*{restated(b, o)}"]
+    parts, out = [], [f"{placed(a, o)}*{placed(b, o)}"]
     for j, e in enumerate(digits_rtl(b, len(str(b)))):
         part = a * e * 10 ** j
         out.append(f"{PLACES[o + j]}{e}: {mul_steps(a, e, o)} ={placed(part, o)}")
@@ -152,7 +147,7 @@ def divide(n, t):
 
 
 def cot_linear(p, o=0):
-    # 3x+5=20 -> "3x+5=20 3x=20-5 a0b2-a5 a10-5=5 b1-0=1 =b1a5 x=15/3 15/3: 1/3=0r1 15/3=5r0 =5"
+    # 3x+5=20 -> "3x+5=20 3x=20-5 b2a0-a5 a10-5=5 b1-0=1 =b1a5 x=15/3 15/3: 1/3=0r1 15/3=5r0 =5"
     a, b, c = p
     eq = f"{'' if a == 1 else a}x{'+' if b >= 0 else '-'}{abs(b)}={c}"
     trace, rhs = signed_sum(c, -b, o)
@@ -166,7 +161,7 @@ def cot_speed(p):
 
 
 def cot_quadratic(p, o=0):
-    # roots 2, 3 -> "x^2-5x+6=0 s=5 p=6 s^2=25 4p=24 D=25-24 a5b2-a4b2 a5-4=1 b2-2=0 =a1 d=1 x=(5-1)/2
+    # roots 2, 3 -> "x^2-5x+6=0 s=5 p=6 s^2=25 4p=24 D=25-24 b2a5-b2a4 a5-4=1 b2-2=0 =a1 d=1 x=(5-1)/2
     # a5-a1 a5-1=4 =a4 4/2=2 x=(5+1)/2 a5+a1 a5+1=6 =a6 6/2=3": D = s^2-4p = (r2-r1)^2, d its square root,
     # the roots (s-d)/2 and (s+d)/2, each sum in column steps (signed_sum), then halved
     r1, r2 = p
