@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from runtime.errors import DatasetError
-from runtime.tokenizer import Tokenizer
-from trainer.tasks import FAMILIES, load_jsonl, make_example, target
-from runtime.tokenizer import PLACES, mark_answer, mark_places, unmark_answer, unmark_places, unmark_stream
+from runtime.tokenizer import PLACES, Tokenizer, mark_answer, mark_places, unmark_answer, unmark_places, unmark_stream
+from trainer.data import sequence
+from trainer.tasks import FAMILIES, load_jsonl, make_example, target, target_text
 from trainer.tasks.cot import OFFSETS, placed
 
 EXACT = {
@@ -147,18 +147,21 @@ def check_steps(ex):
         assert got == sorted(given) and " ".join(map(str, got)) == ex.answer, t
 
 
+@pytest.mark.parametrize("places", [False, True])
 @pytest.mark.parametrize("family", list(FAMILIES) + ["refuse"])
-def test_traces_compute_the_right_answer_and_fit_the_context(family):
+def test_traces_compute_the_right_answer_and_fit_the_context(family, places):
+    """Every step of every trace is true, at every place offset, and a whole training sequence (question and
+    answer marked with places for a places model) fits the v2 student's 512-token context."""
     rng = np.random.default_rng(7)
-    tok = Tokenizer()
+    tok = Tokenizer(places=places)
     sizes = ("train", "extrapolate") if family not in ("faq", "refuse") else ("train",)
     for split in sizes:
         for _ in range(300 if family != "fib" else 60):
-            ex = make_example(family, rng, split)
+            ex = make_example(family, rng, split, places=places)
             assert family == "refuse" or FAMILIES[family].verify(ex.question, ex.answer)
             check_steps(ex)
-            n = len(tok.encode("<bos>" + ex.question + target(ex.question) if family != "refuse" else ex.question))
-            assert n + 1 <= 512                        # the v2 student's context
+            seq, _ = sequence(tok, ex.question, target_text(ex.reasoning, ex.answer), ex.offset)
+            assert len(seq) - 1 <= 512, ex
 
 
 def test_jsonl_dataset(tmp_path):
