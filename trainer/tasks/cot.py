@@ -14,13 +14,13 @@ at offset 2 the ones digit is `c`, so the letters g, h, i that a 7-8 digit numbe
 trained on 4-6 digit numbers, in every role: successor, lookup, result. The runtime marks at offset 0.
 Each family's trace begins with the problem restated in one canonical form, whatever the phrasing.
 """
-
 from runtime.tasks import FAMILIES, REFUSAL_THINKING, family_of
 from runtime.tasks.algebra import fib, quadratic_eq
 from runtime.errors import TaskError
 from runtime.tokenizer import PLACES
 
-OFFSETS = (0.5, 4)             # P(offset 0), and the largest offset drawn (uniformly from 1..4 otherwise)
+OFFSETS = (0.5, 4)             # P(offset 0), and the largest offset (drawn uniformly from 1.. otherwise); in
+#                                minis (d=96, 2,500 steps) (0.3, 6) learned neither the range nor beyond it
 PLACE_FAMILIES = ("add", "sub", "mul", "linear", "quadratic")      # the writers that take an offset
 
 
@@ -36,10 +36,9 @@ def _letters(n, o):
 
 
 def placed(n, o=0):
-    """47 -> 'b4a7': each digit after its place letter, highest place first (a result)."""
+    """47 -> 'b4a7': each digit after its place letter, highest place first; at offset 1, 'c4b7'."""
     s = _letters(n, o)
     return "".join(PLACES[o + len(s) - 1 - i] + c for i, c in enumerate(s))
-
 
 
 def draw_offset(rng):
