@@ -125,6 +125,10 @@ class Tokenizer:
         (offset: the ones digit's letter, a = 0; training draws it, generation uses 0)."""
         return [self.bos_id] + self.encode(mark_places(question, offset) if self.places else question)
 
+    def encode_completion(self, completion, offset=0):
+        """A completion's ids, its answer's numbers marked with places (from `offset`) if the tokenizer has places."""
+        return self.encode(mark_answer(completion, offset) if self.places else completion)
+
     def decode_completion(self, ids):
         """Generated ids -> text without <eos>, the answer's place letters removed if the tokenizer has places."""
         text = self.decode([t for t in ids if t != self.eos_id])

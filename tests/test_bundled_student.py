@@ -13,6 +13,7 @@ from runtime.loader import parse_document
 from runtime.model import Model, load
 from runtime.tasks import FAMILIES, score
 from trainer import checkpoint
+from trainer.data import sequence
 from trainer.evaluate import evaluate, held_out_mean
 from trainer.model import count_params
 from trainer.recipe import load_recipe
@@ -76,8 +77,8 @@ def test_int8_greedy_next_token_agreement_on_held_out_traces(student):
     params, cfg, tok, info, f32, i8, _ = student
     agree = total = 0
     for q in held_out_traces():
-        prompt = tok.encode_prompt(q)
-        ids = prompt + tok.encode(target(q))
+        ids, start = sequence(tok, q, target(q))           # a places model's question and answer marked
+        ids, prompt = ids[:-1], ids[:start]
         if len(ids) > cfg.max_position_embeddings:          # v1 (256 tokens) cannot hold v2's longest traces
             continue
         a = f32.logits(ids)[len(prompt) - 1:].argmax(-1)

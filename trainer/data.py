@@ -7,7 +7,6 @@ covers the completion (everything after the question), never the prompt.
 import numpy as np
 
 from runtime.errors import ConfigError, DatasetError
-from runtime.tokenizer import mark_answer
 from trainer.config import check_weights
 from trainer.tasks import FAMILIES, TRAINABLE, load_jsonl, make_example, target_text
 
@@ -92,9 +91,7 @@ def sequence(tok, question, completion, offset=0):
     question and of the answer marked with places from `offset` if the tokenizer has places). The model reads all but the last token, so a sequence
     fits a context of len - 1 positions."""
     prompt = tok.encode_prompt(question, offset)
-    if tok.places:                                     # the answer's numbers are written with places too
-        completion = mark_answer(completion, offset)
-    return prompt + tok.encode(completion) + [tok.eos_id], len(prompt)
+    return prompt + tok.encode_completion(completion, offset) + [tok.eos_id], len(prompt)
 
 
 def encode_batch(tok, pairs):

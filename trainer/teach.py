@@ -222,8 +222,8 @@ def measure(generate, facts, n, seed, tok):
     refused. Each is generated only as far as its longest right answer (and 8 tokens more) needs."""
     from runtime.completion import parse
     from trainer.evaluate import out_of_scope
-    longest = max(len(tok.encode(target_text(f.reasoning, f.answer))) for f in facts) + 8
-    refusal = len(tok.encode(target_text(REFUSAL_THINKING, REFUSAL))) + 8
+    longest = max(len(tok.encode_completion(target_text(f.reasoning, f.answer))) for f in facts) + 8
+    refusal = len(tok.encode_completion(target_text(REFUSAL_THINKING, REFUSAL))) + 8
 
     def share(pairs):
         texts = generate([q for q, _ in pairs], longest)

@@ -12,6 +12,7 @@ from runtime.loader import parse_document
 from runtime.model import Model
 from runtime.tasks import FAMILIES
 from trainer.model import count_params, logits as trainer_logits
+from trainer.data import sequence
 from trainer.tasks import target
 
 params, cfg, tok, _ = load_source(sys.argv[1] if len(sys.argv) > 1 else "trainer/checkpoints/student")
@@ -29,8 +30,8 @@ prefill = decode = 0.0
 agree = total = used = 0
 off = positions = 0                               # decode positions more than 1e-4 away from the trainer
 for q in questions:
-    prompt = tok.encode_prompt(q)
-    ids = prompt + tok.encode(target(q))
+    ids, start = sequence(tok, q, target(q))                # a places model's question and answer marked
+    ids, prompt = ids[:-1], ids[:start]                      # without <eos>, as before
     if len(ids) > cfg.max_position_embeddings:                                     # longer than the model's context
         continue
     used += 1
