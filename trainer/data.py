@@ -87,9 +87,9 @@ class Mixture:
 
 
 def sequence(tok, question, completion, offset=0):
-    """-> (<bos> question completion <eos> ids, index of the first completion token; the numbers of the
-    question and of the answer marked with places from `offset` if the tokenizer has places). The model reads all but the last token, so a sequence
-    fits a context of len - 1 positions."""
+    """-> (<bos> question completion <eos> ids, index of the first completion token); the numbers of the
+    question and of the answer marked with places from `offset` if the tokenizer has places. The model reads
+    all but the last token, so a sequence fits a context of len - 1 positions."""
     prompt = tok.encode_prompt(question, offset)
     return prompt + tok.encode_completion(completion, offset) + [tok.eos_id], len(prompt)
 

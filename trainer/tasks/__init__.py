@@ -10,11 +10,11 @@ TRAINABLE = list(FAMILIES) + [OUT_OF_SCOPE.name]      # what a recipe's `familie
 
 
 def make_example(family, rng, split="train", restyle=0.0, places=False):
-    """A fresh Example of `family` (or "refuse") from `split`, with its chain of thought; for a model with
-    `places` (runtime/tokenizer.py), question and trace mark places from one random offset
-    (Example.offset, trainer/tasks/cot.py); with probability
-    `restyle` its question is retyped with an opening, a form and an ending from the pools of
-    trainer/tasks/paraphrase.py (training only: the result need not parse; GRPO keeps restyle 0)."""
+    """A fresh Example of `family` (or "refuse") from `split`, with its chain of thought. For a model with
+    `places` (runtime/tokenizer.py) question, trace and answer mark places from one random offset
+    (Example.offset, trainer/tasks/cot.py). With probability `restyle` its question is retyped with an
+    opening, a form and an ending from the pools of trainer/tasks/paraphrase.py (training only: the result
+    need not parse; GRPO keeps restyle 0)."""
     o = draw_offset(rng) if places else 0
     if family == OUT_OF_SCOPE.name:
         q = OUT_OF_SCOPE.sample(rng, split)
