@@ -62,8 +62,8 @@ SFT_RANGES = {
     "lr": "(0, 1]",                   # AdamW moves each weight by up to ~lr per step: above 1 is a typo
     "min_lr": "[0, 1]", "warmup_steps": "[0, inf)", "weight_decay": "[0, 1]", "beta1": "[0, 1)",
     "beta2": "[0, 1)", "grad_clip": "(0, inf)", "bias_update_speed": "[0, 1]", "aux_alpha": "[0, inf)",
-    "mtp_lambda": "[0, inf)", "dataset_weight": "[0, inf)", "restyle": "[0, 1]", "kl_weight": "[0, 1]", "checkpoint_every": "[1, inf)",
-    "log_every": "[1, inf)", "keep_checkpoints": "[1, inf)",
+    "mtp_lambda": "[0, inf)", "dataset_weight": "[0, inf)", "restyle": "[0, 1]", "kl_weight": "[0, 1]",
+    "checkpoint_every": "[1, inf)", "log_every": "[1, inf)", "keep_checkpoints": "[1, inf)",
 }
 
 

@@ -17,7 +17,7 @@ Each family's trace begins with the problem restated in one canonical form, what
 from runtime.tasks import FAMILIES, REFUSAL_THINKING, family_of
 from runtime.tasks.algebra import fib, quadratic_eq
 from runtime.errors import TaskError
-from runtime.tokenizer import PLACES
+from runtime.tokenizer import PLACES, mark_places
 
 OFFSETS = (0.5, 4)             # P(offset 0), and the largest offset (drawn uniformly from 1.. otherwise); in
 #                                minis (d=96, 2,500 steps) (0.3, 6) learned neither the range nor beyond it
@@ -28,17 +28,12 @@ def digits_rtl(n, width):
     return [int(c) for c in reversed(str(n).rjust(width, "0"))]
 
 
-def _letters(n, o):
-    s = str(n)
-    if len(s) + o > len(PLACES):
-        raise TaskError(f"{n} at offset {o}: no place letters left past {PLACES[-1]}")
-    return s
-
-
 def placed(n, o=0):
-    """47 -> 'b4a7': each digit after its place letter, highest place first; at offset 1, 'c4b7'."""
-    s = _letters(n, o)
-    return "".join(PLACES[o + len(s) - 1 - i] + c for i, c in enumerate(s))
+    """47 -> 'b4a7': each digit after its place letter, highest place first; at offset 1, 'c4b7' (the
+    tokenizer's mark_places, which leaves a number too long for the letters unmarked: here an error)."""
+    if len(str(n)) + o > len(PLACES):
+        raise TaskError(f"{n} at offset {o}: no place letters left past {PLACES[-1]}")
+    return mark_places(str(n), o)
 
 
 def draw_offset(rng):
