@@ -27,7 +27,7 @@ STUDENT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
               help="A kiosk config: check every answer fits its display first; afterwards run its pre-flight "
                    "check and simulate it (every button once) with the taught model.")
 @click.option("--steps", type=click.IntRange(1, 100000), default=None,
-              help="Fine-tune steps [default: trainer/teach.py TEACH, 300].")
+              help="Fine-tune steps [default: trainer/teach.py TEACH, 500].")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1),
               help="Seeds the refused look-alikes, the batches and the measured draws.")
 @click.option("--eval-n", default=50, show_default=True, type=click.IntRange(1, 10000),

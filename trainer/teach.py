@@ -36,7 +36,7 @@ FIELDS = ("question", "answer", "reasoning")
 THINKING = "recall"                 # the thinking of a fact without reasoning (the built-in FAQ's)
 
 # The fine-tune: short and gentle, from the student's weights (SFTConfig fields; `--steps` overrides)
-TEACH = {"steps": 300, "batch_size": 32, "micro_batches": 2, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 20,
+TEACH = {"steps": 500, "batch_size": 32, "micro_batches": 2, "lr": 5e-4, "min_lr": 5e-5, "warmup_steps": 20,
          "weight_decay": 0.0, "checkpoint_every": 50, "log_every": 10}
 TAUGHT_SHARE = 0.35                 # of each batch: the owner's facts and their refused look-alikes
 REFUSED_PER_FACT = 6                # out-of-scope look-alikes trained per fact
