@@ -26,7 +26,7 @@ from runtime.tasks import FAMILIES, OUT_OF_SCOPE, REFUSAL, REFUSAL_THINKING, fam
 from runtime.tasks.base import norm_space
 from runtime.tasks.phrasing import normal
 from trainer.tasks.cot import target_text
-from trainer.tasks.jsonl import Example, check_plain
+from trainer.tasks.jsonl import Example, check_plain, jsonl_rows
 from trainer.tasks.paraphrase import heldout, longest, restyled, trained
 
 MAX_FACTS = 1000                    # runtime/fileformat.py MAX_TAUGHT: what a model file may carry
@@ -106,26 +106,7 @@ def _rows(path):
                                f"{type(data).__name__}")
         return [(f"{path}: entry {i}", row) for i, row in enumerate(data)]
     if ext == ".jsonl":
-        rows = []
-        try:
-            with open(path, "rb") as f:
-                data = f.read(MAX_FILE_BYTES + 1)
-        except OSError as e:
-            raise DatasetError(f"{path}: cannot read the question/answer file: {e.strerror}") from None
-        if len(data) > MAX_FILE_BYTES:
-            raise DatasetError(f"{path}: more than {MAX_FILE_BYTES:,} bytes; a question/answer file is at most 1 MiB")
-        for n, raw in enumerate(data.split(b"\n"), 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DatasetError(f"{path}:{n}: not UTF-8: byte {e.start + 1} of the line is "
-                                   f"{raw[e.start:e.end].hex(' ')}; save the file as UTF-8") from None
-            if line.strip():
-                try:
-                    rows.append((f"{path}:{n}", json.loads(line)))
-                except json.JSONDecodeError as e:
-                    raise DatasetError(f"{path}:{n}: invalid JSON: {e.msg} (column {e.colno})") from None
-        return rows
+        return jsonl_rows(path, "a question/answer file", MAX_FILE_BYTES)
     raise DatasetError(f"{path}: expected a .yaml, .yml or .jsonl file of {{question, answer, reasoning}} entries")
 
 
