@@ -57,7 +57,7 @@ def mistaught(tmp_path_factory):
 
 def test_a_wrong_canned_answer_is_flagged_and_not_flashed(tmp_path, mistaught):
     path = config(tmp_path, [{"pin": 17, "label": "Sum", "question": "What is 47+38?"},
-                             {"pin": 27, "label": "MoE", "question": "what is moe"}])
+                             {"pin": 27, "label": "MoE", "question": "What is MoE?"}])
     r = CliRunner().invoke(main, ["validate", path, "--model", mistaught])
     assert r.exit_code == 1, r.output
     assert 'GPIO 27 "MoE": wrong: ' in r.output and "expected 'A kind of cheese.'" in r.output
@@ -115,9 +115,10 @@ def kiosk_configs():
 
 def test_every_shipped_config_passes_with_the_bundled_student(student_file):
     """What a kiosk owner copies works as shipped: no canned question answered wrong or cut off, every task
-    button at least 90% right on its first 20 presses."""
-    paths = kiosk_configs()
-    assert len(paths) >= 5
+    button at least 90% right on its first 20 presses. The museum example runs a model that `tinyr1 teach`
+    makes from its facts (tests/test_teach.py runs that flow); every other config runs the bundled student."""
+    paths = [p for p in kiosk_configs() if yaml.safe_load(open(p))["model"].endswith("build/student.msgpack")]
+    assert len(paths) >= 5 and len(kiosk_configs()) == len(paths) + 1
     for p in paths:
         r = CliRunner().invoke(main, ["validate", p, "--model", student_file])
         assert r.exit_code == 0 and "pre-flight: all" in r.output, r.output

@@ -27,7 +27,7 @@ STUDENT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
               help="A kiosk config: check every answer fits its display first; afterwards run its pre-flight "
                    "check and simulate it (every button once) with the taught model.")
 @click.option("--steps", type=click.IntRange(1, 100000), default=None,
-              help="Fine-tune steps [default: trainer/teach.py TEACH, 300].")
+              help="Fine-tune steps [default: trainer/teach.py TEACH, 500].")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**32 - 1),
               help="Seeds the refused look-alikes, the batches and the measured draws.")
 @click.option("--eval-n", default=50, show_default=True, type=click.IntRange(1, 10000),
@@ -46,7 +46,7 @@ def teach(facts, student, out, config, steps, seed, eval_n, resume, no_progress)
     from trainer import teach as t
     t0 = time.time()
     try:
-        params0, cfg, tok, info = ck.load(student)
+        _, cfg, tok, info = ck.load(student)
         found = t.read_facts(facts, tok, cfg.max_position_embeddings)
         kiosk = None
         model_path = os.path.join(out, "model.msgpack")
@@ -92,9 +92,9 @@ def _compile(src, path=None):
     from runtime.model import Model
     params, cfg, tok, prov = load_source(src)
     data = compile_model(params, cfg, tok, quant="int8", provenance=prov)[0]
-    if path:
-        with open(path, "wb") as f:
-            f.write(data)
+    if path:                                   # atomically: an interrupted teach leaves no half-written model
+        from trainer.checkpoint import write_atomic
+        write_atomic(path, data)
     return Model(parse_document(data, path or src), path or src)
 
 

@@ -26,7 +26,7 @@ from runtime.tasks import FAMILIES, OUT_OF_SCOPE, REFUSAL, REFUSAL_THINKING, fam
 from runtime.tasks.base import norm_space
 from runtime.tasks.phrasing import normal
 from trainer.tasks.cot import target_text
-from trainer.tasks.jsonl import Example, check_plain
+from trainer.tasks.jsonl import Example, check_plain, jsonl_rows
 from trainer.tasks.paraphrase import heldout, longest, restyled, trained
 
 MAX_FACTS = 1000                    # runtime/fileformat.py MAX_TAUGHT: what a model file may carry
@@ -36,7 +36,7 @@ FIELDS = ("question", "answer", "reasoning")
 THINKING = "recall"                 # the thinking of a fact without reasoning (the built-in FAQ's)
 
 # The fine-tune: short and gentle, from the student's weights (SFTConfig fields; `--steps` overrides)
-TEACH = {"steps": 300, "batch_size": 32, "micro_batches": 2, "lr": 1e-3, "min_lr": 1e-4, "warmup_steps": 20,
+TEACH = {"steps": 500, "batch_size": 32, "micro_batches": 2, "lr": 5e-4, "min_lr": 5e-5, "warmup_steps": 20,
          "weight_decay": 0.0, "checkpoint_every": 50, "log_every": 10}
 TAUGHT_SHARE = 0.35                 # of each batch: the owner's facts and their refused look-alikes
 REFUSED_PER_FACT = 6                # out-of-scope look-alikes trained per fact
@@ -106,26 +106,7 @@ def _rows(path):
                                f"{type(data).__name__}")
         return [(f"{path}: entry {i}", row) for i, row in enumerate(data)]
     if ext == ".jsonl":
-        rows = []
-        try:
-            with open(path, "rb") as f:
-                data = f.read(MAX_FILE_BYTES + 1)
-        except OSError as e:
-            raise DatasetError(f"{path}: cannot read the question/answer file: {e.strerror}") from None
-        if len(data) > MAX_FILE_BYTES:
-            raise DatasetError(f"{path}: more than {MAX_FILE_BYTES:,} bytes; a question/answer file is at most 1 MiB")
-        for n, raw in enumerate(data.split(b"\n"), 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                raise DatasetError(f"{path}:{n}: not UTF-8: byte {e.start + 1} of the line is "
-                                   f"{raw[e.start:e.end].hex(' ')}; save the file as UTF-8") from None
-            if line.strip():
-                try:
-                    rows.append((f"{path}:{n}", json.loads(line)))
-                except json.JSONDecodeError as e:
-                    raise DatasetError(f"{path}:{n}: invalid JSON: {e.msg} (column {e.colno})") from None
-        return rows
+        return jsonl_rows(path, "a question/answer file", MAX_FILE_BYTES)
     raise DatasetError(f"{path}: expected a .yaml, .yml or .jsonl file of {{question, answer, reasoning}} entries")
 
 

@@ -23,14 +23,17 @@ class Example:
     offset: int = 0                                     # place letters from PLACES[offset] (models with places)
 
 
-def load_jsonl(path, tok=None):
-    tok = tok or Tokenizer()
+def jsonl_rows(path, what="dataset", max_bytes=None):
+    """-> [(where, parsed line)] of a JSONL file, blank lines skipped; DatasetError names the file and the
+    1-based line of text that is not UTF-8 or not JSON (and a file over `max_bytes`, when given)."""
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            data = f.read() if max_bytes is None else f.read(max_bytes + 1)
     except OSError as e:
-        raise DatasetError(f"{path}: cannot read dataset: {e.strerror}") from None
-    out = []
+        raise DatasetError(f"{path}: cannot read {what}: {e.strerror}") from None
+    if max_bytes is not None and len(data) > max_bytes:
+        raise DatasetError(f"{path}: more than {max_bytes:,} bytes; {what} is at most {max_bytes // 1024} KiB")
+    rows = []
     for n, raw in enumerate(data.split(b"\n"), 1):
         where = f"{path}:{n}"
         try:
@@ -41,9 +44,16 @@ def load_jsonl(path, tok=None):
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            rows.append((where, json.loads(line)))
         except json.JSONDecodeError as e:
             raise DatasetError(f"{where}: invalid JSON: {e.msg} (column {e.colno})") from None
+    return rows
+
+
+def load_jsonl(path, tok=None):
+    tok = tok or Tokenizer()
+    out = []
+    for where, row in jsonl_rows(path):
         if not isinstance(row, dict):
             raise DatasetError(f"{where}: expected a JSON object with {', '.join(FIELDS)}, got {type(row).__name__}")
         for key in row:
