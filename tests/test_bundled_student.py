@@ -126,19 +126,19 @@ def test_demo_answers_are_exactly_what_the_readme_prints(student_file):
 
 
 SECTION = ("## The bundled student", "### What the table says")
-V1 = os.path.join(ROOT, "trainer", "checkpoints", "student-v1")
+OLDER = {v: os.path.join(ROOT, "trainer", "checkpoints", f"student-{v}") for v in ("v1", "v2")}
 
 
-def test_v1_and_v2_side_by_side_is_the_recorded_evals(student):
+def test_v1_v2_and_v3_side_by_side_is_the_recorded_evals(student):
     """The README's side-by-side table is what `tinyr1 eval` printed for each student on the same evaluation,
-    as their checkpoint.json files record it (v1's as eval_v2, with the command)."""
+    as their checkpoint.json files record it, with the command."""
     from trainer.evaluate import format_side_by_side
-    v1 = checkpoint.load(V1)[3]
-    info = student[3]
-    table = format_side_by_side([("v1", v1["eval_v2"]), ("v2", info["eval"])])
-    section = README[README.index("### Student v1 and v2 side by side"):]
+    infos = [(v, checkpoint.load(path)[3]) for v, path in OLDER.items()] + [("v3", student[3])]
+    table = format_side_by_side([(v, info["eval"]) for v, info in infos])
+    section = README[README.index("### Students v1, v2 and v3 side by side"):]
     assert table in section, table
-    assert f"`{v1['eval_v2_command']}`" in section and f"`{info['eval_command']}`" in section
+    for v, info in infos:
+        assert f"`{info['eval_command']}`" in section, (v, info["eval_command"])
 CELL = r"([\d.]+)% \((\d+)\)"
 
 
@@ -151,8 +151,9 @@ def readme_eval_table():
         for column, (acc, n) in zip(("trained" if trained else "canonical", "phrasings", "extrapolation"),
                                     zip(cells[::2], cells[1::2])):
             table[fam, column] = (float(acc), int(n))
-    for fam, acc, n in re.findall(rf"^\| (faq) \(all trained\) \| {CELL} \| n/a \| n/a \|", section, re.M):
-        table[fam, "trained"] = (float(acc), int(n))
+    for fam, acc, n, p_acc, p_n in re.findall(rf"^\| (faq) \(all trained\) \| {CELL} \| {CELL} \| n/a \|", section,
+                                              re.M):
+        table[fam, "trained"], table[fam, "phrasings"] = (float(acc), int(n)), (float(p_acc), int(p_n))
     acc, n = re.search(rf"^\| out of scope: refused \| {CELL} \|", section, re.M).groups()
     table["refuse", "out-of-scope"] = (float(acc), int(n))
     return table

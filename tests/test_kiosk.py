@@ -105,7 +105,8 @@ def test_a_press_streams_a_verified_answer_onto_the_oled(factory, student_file):
     assert t["question"] == "Solve x^2-5x+6=0" and t["status"] == "done"
     assert t["verified"] is FAMILIES["quadratic"].verify(t["question"], t["answer"])
     assert t["first_char_seconds"] is not None and t["first_char_seconds"] < 5
-    disp = k.display
+    assert t["tokens"] == load(student_file).answer(t["question"]).tokens     # the model's count, not the
+    disp = k.display                                             # pieces shown (a places model drops letters)
     answer_frames = [f for f in frames if f[1] == "answer"]
     assert len(answer_frames) >= 3
     for im, _, status in answer_frames:                          # never blank, question always on top
@@ -420,19 +421,21 @@ def test_the_screen_never_shows_a_raw_tag(text, thinking, answer):
     assert split_completion(text) == (thinking, answer)
 
 
-def student_with_context(tmp_path, question, answer_chars):
-    """The bundled student compiled with a context that ends `answer_chars` characters into its answer to
-    `question` -> (path, the full completion)."""
+def student_with_context(tmp_path, question, answer_tokens):
+    """The bundled student compiled with a context that ends `answer_tokens` tokens into its answer to
+    `question` -> (path, the completion as the model writes it: a places model's answer with its letters)."""
     import dataclasses
     from compiler.compile import compile_model, load_source
+    from runtime.tokenizer import mark_answer
     params, cfg, tok, _ = load_source(os.path.join(ROOT, "trainer", "checkpoints", "student"))
     full = load(_compiled(tmp_path / "full.msgpack", compile_model(params, cfg, tok, quant="int8")[0]))
     text = "".join(full.generate(question))
-    ids = tok.encode(text)
-    assert text.endswith("</answer>") and len(ids) - ids.index(tok.answer_id) > answer_chars + 1
-    S = len(full.encode_prompt(question)) + ids.index(tok.answer_id) + 1 + answer_chars
+    raw = mark_answer(text) if tok.places else text               # greedy answers mark from the letter a
+    ids = tok.encode(raw)
+    assert raw.endswith("</answer>") and len(ids) - ids.index(tok.answer_id) > answer_tokens + 1
+    S = len(full.encode_prompt(question)) + ids.index(tok.answer_id) + 1 + answer_tokens
     short = dataclasses.replace(cfg, max_position_embeddings=S)
-    return _compiled(tmp_path / "short.msgpack", compile_model(params, short, tok, quant="int8")[0]), text
+    return _compiled(tmp_path / "short.msgpack", compile_model(params, short, tok, quant="int8")[0]), raw
 
 
 def _compiled(path, data):
@@ -441,9 +444,9 @@ def _compiled(path, data):
 
 
 def test_an_answer_cut_off_by_a_full_context_shows_as_cut_off(factory, tmp_path):
-    from runtime.tokenizer import SPECIALS
+    from runtime.tokenizer import SPECIALS, unmark_answer
     question = "What is 47+38?"
-    path, text = student_with_context(tmp_path, question, answer_chars=1)
+    path, raw = student_with_context(tmp_path, question, answer_tokens=2)
     cfg = load_config(OLED, model_override=path)
     cfg.buttons[0].question = question                           # GPIO 17
     disp = open_display(cfg, simulate=True)
@@ -454,9 +457,11 @@ def test_an_answer_cut_off_by_a_full_context_shows_as_cut_off(factory, tmp_path)
     assert k.wait_idle(60)
     k.stop()
     t = k.transcript[0]
-    partial = text.split("<answer>")[1][:1]                      # the one answer character there was room for
-    assert (t["status"], t["cut_off"], t["answer"], t["verified"]) == ("cut off", "context full", partial, None)
-    assert t["text"] == text[:text.index("<answer>") + len("<answer>") + 1]      # the raw text ends mid-answer
+    shown = unmark_answer(raw[:raw.index("<answer>") + len("<answer>") + 2])    # the text ends mid-answer
+    partial = shown.split("<answer>")[1]                         # what the two answer tokens show: `85` or `8`
+    assert partial and (t["status"], t["cut_off"], t["answer"], t["verified"]) == ("cut off", "context full",
+                                                                                    partial, None)
+    assert t["text"] == shown
     assert k.stats["cut_off"] == 1 and k.stats["answered"] == 1
     final = screens[-1]
     assert final == ["What is 47+38?", f"(thought {len(t['thinking'])} chars)", f"= {partial}", "(context full)",

@@ -33,8 +33,9 @@ def test_shipped_recipes_load():
     assert r.model.hidden_size == 128 and r.model.first_k_dense_replace == 1
     import dataclasses
     v2, v3 = (load_recipe(f"trainer/recipes/student-v{k}.yaml") for k in (2, 3))
-    assert v3.sft.places and not v2.sft.places                 # v3 is v2 reading and writing numbers with places
-    assert v3.model == v2.model and dataclasses.replace(v3.sft, places=False) == v2.sft
+    assert v3.sft.places and not v2.sft.places                 # v3 is v2 reading and writing numbers with places,
+    assert v3.sft.restyle == 0.3 and v2.sft.restyle == 0       # and 30% of its questions retyped
+    assert v3.model == v2.model and dataclasses.replace(v3.sft, places=False, restyle=0.0) == v2.sft
 
 
 @pytest.mark.parametrize("raw, message", [

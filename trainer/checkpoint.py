@@ -30,7 +30,9 @@ def fsync_dir(path):
 
 
 def write_atomic(path, data: bytes):
-    """temp file in the same dir, write, fsync, os.replace, fsync the directory."""
+    """temp file in the same dir (made if missing: `-o build/x` needs no mkdir), write, fsync, os.replace,
+    fsync the directory."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "wb") as f:
         f.write(data)

@@ -308,7 +308,8 @@ class Kiosk:
         done = nxt is None
         v.cut_off = cut_off(self.model, stats) if done else ""
         v.status = "cancelled" if not done else "cut off" if v.cut_off else "done"
-        if stats.get("tokens"):
+        if stats.get("tokens"):                     # the model's count (a places model shows fewer pieces)
+            v.tokens = stats["tokens"]
             v.tokens_per_second = stats["tokens"] / max(stats["prefill_seconds"] + stats["decode_seconds"], 1e-9)
         verdict, _, expected, covered = judge(question, text, v.cut_off, self.families) if done \
             else ("cancelled", None, None, False)
