@@ -119,7 +119,7 @@ def test_cli_compile_inspect_run(tmp_path):
     cfg = small_student()
     ck = str(tmp_path / "ck")
     checkpoint.save(ck, random_params(cfg), cfg, Tokenizer(), {"step": 1, "recipe": "unit"})
-    out = str(tmp_path / "m.msgpack")
+    out = str(tmp_path / "build" / "m.msgpack")                  # a directory that does not exist yet
     r = CliRunner().invoke(main, ["compile", ck, "-o", out, "--graph"])
     assert r.exit_code == 0, r.output
     assert "mla_attention" in r.output and "bytes per parameter" in r.output
