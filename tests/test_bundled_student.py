@@ -139,6 +139,8 @@ def test_v1_v2_and_v3_side_by_side_is_the_recorded_evals(student):
     assert table in section, table
     for v, info in infos:
         assert f"`{info['eval_command']}`" in section, (v, info["eval_command"])
+
+
 CELL = r"([\d.]+)% \((\d+)\)"
 
 
