@@ -229,3 +229,19 @@ def test_shipped_r1_and_grpo_recipes_load(name):
     assert (control.steps, control.lr, control.min_lr) == (grpo.steps, grpo.lr, grpo.min_lr)
     g = load_recipe(os.path.join(ROOT, "trainer", "recipes", "student-grpo.yaml"))
     assert g.grpo.init == "trainer/checkpoints/student"
+
+
+def test_r1_v3_pairs_each_grpo_seed_with_its_control():
+    """r1-v3.yaml (issue 18): a places cold start on split sft, then per seed GRPO on the rl questions and an SFT
+    control from the same start, with GRPO's learning-rate schedule and the full eval after every stage."""
+    r = load_recipe(os.path.join(ROOT, "trainer", "recipes", "r1-v3.yaml"))
+    assert r.eval.get("full") is True
+    st = {s.name: s for s in r.stages}
+    cold = st["student-sft"].recipe.sft
+    assert cold.places and cold.split == "sft" and not cold.init
+    for seed in (1, 2):
+        grpo, control = st[f"grpo-s{seed}"].recipe.grpo, st[f"control-s{seed}"].recipe.sft
+        assert grpo.seed == control.seed == seed and grpo.init == control.init == "student-sft"
+        assert grpo.split == "rl" and control.split == "sft" and grpo.max_completion >= 400
+        assert (control.lr, control.min_lr) == (grpo.lr, grpo.min_lr)
+        assert "refuse" in grpo.families and set(control.families) == set(cold.families)
