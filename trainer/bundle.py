@@ -1,8 +1,8 @@
 """Ship a run's checkpoint as a bundled student: weights and config without optimizer state, plus the record
 of where it came from and its eval table (what `tinyr1 eval` prints for it).
 
-    python -m trainer.bundle runs/student-v2/ckpt/step_006500 trainer/checkpoints/student \\
-        --recipe trainer/recipes/student-v2.yaml
+    python -m trainer.bundle runs/student-v3/ckpt/step_008000 trainer/checkpoints/student \\
+        --recipe trainer/recipes/student-v3.yaml
 """
 import argparse
 import json
