@@ -54,6 +54,9 @@ def test_recorded_recipe_describes_the_bundle(student):
         recipe = st.recipe
     else:
         assert recipe.sft.steps == info["step"] and recipe.name == info["recipe"]
+    while recipe.sft.init:                        # continued from a bundled student (v4 from v3): its recipe
+        init_info = checkpoint.load(os.path.join(ROOT, recipe.sft.init))[3]      # built the model
+        recipe = load_recipe(os.path.join(ROOT, init_info["recipe_file"]))
     have = cfg.to_dict()
     diff = {k: (v, have[k]) for k, v in recipe.model.to_dict().items() if have[k] != v}
     assert not diff, f"{info['recipe_file']}: model differs from the bundle in {diff}"
@@ -126,16 +129,16 @@ def test_demo_answers_are_exactly_what_the_readme_prints(student_file):
 
 
 SECTION = ("## The bundled student", "### What the table says")
-OLDER = {v: os.path.join(ROOT, "trainer", "checkpoints", f"student-{v}") for v in ("v1", "v2")}
+OLDER = {v: os.path.join(ROOT, "trainer", "checkpoints", f"student-{v}") for v in ("v1", "v2", "v3")}
 
 
-def test_v1_v2_and_v3_side_by_side_is_the_recorded_evals(student):
+def test_v1_to_v4_side_by_side_is_the_recorded_evals(student):
     """The README's side-by-side table is what `tinyr1 eval` printed for each student on the same evaluation,
     as their checkpoint.json files record it, with the command."""
     from trainer.evaluate import format_side_by_side
-    infos = [(v, checkpoint.load(path)[3]) for v, path in OLDER.items()] + [("v3", student[3])]
+    infos = [(v, checkpoint.load(path)[3]) for v, path in OLDER.items()] + [("v4", student[3])]
     table = format_side_by_side([(v, info["eval"]) for v, info in infos])
-    section = README[README.index("### Students v1, v2 and v3 side by side"):]
+    section = README[README.index("### Students v1, v2, v3 and v4 side by side"):]
     assert table in section, table
     for v, info in infos:
         assert f"`{info['eval_command']}`" in section, (v, info["eval_command"])

@@ -158,6 +158,19 @@ def test_out_of_scope_split_never_trains_on_what_it_measures():
     assert not re.search(r"\d", REFUSAL)
 
 
+def test_how_many_questions_that_are_not_letter_counts_are_out_of_scope():
+    # v4 trains these as refusals so that "how many ... in" alone does not make a letter count; each must
+    # stay outside the count family, while the count phrasings around them parse to their letter and word
+    rng = np.random.default_rng(3)
+    asked = {KINDS["how-many"](rng) for _ in range(300)}
+    assert len(asked) >= 15 and not any(family_of(q) for q in asked)
+    for q, want in [("How many letters x are there in the word dolphin?", ("x", "dolphin")),
+                    ("How many s letters are in glasses?", ("s", "glasses")),
+                    ("Count all the rs in the word strawberry.", ("r", "strawberry")),
+                    ("How many copies of e are in eerie?", ("e", "eerie"))]:
+        assert family_of(q).name == "count" and family_of(q).parse(q) == want, q
+
+
 @pytest.mark.parametrize("q, good, bad", [
     ("What is 47+38?", [" 85 ", "85"], ["085", "85.0", "", "8 5", "85 km/h", "-85"]),
     ("What is 3-3?", ["0"], ["-0", "00"]),

@@ -64,7 +64,11 @@ SPEED_PHRASINGS = Phrasings((
     "What is the average speed of a {v} that travels {d} km in {t} {h}?",
     "A {v} covers {d} km in {t} {h}. How fast is it going?", "If a {v} drives {d} km in {t} {h}, what is its speed?",
     "a {v} goes {d} km in {t} {h}. what is its speed", "How fast is a {v} that travels {d} km in {t} {h}?",
-    "A {v} travels {d} km in {t} {h}. Find its average speed."), heldout=(6, 7))
+    "A {v} travels {d} km in {t} {h}. Find its average speed.",
+    # v4: more ways to ask, none of them the two held out
+    "What is the speed of a {v} that covers {d} km in {t} {h}?",
+    "How fast does a {v} go if it drives {d} km in {t} {h}?",
+    "A {v} went {d} km in {t} {h}. How fast was it?", "Speed of a {v} going {d} km in {t} {h}?"), heldout=(6, 7))
 _SPEED_RE = re.compile(r"(\d{1,7}) ?(?:km|kilometers|kilometres) in (\d{1,4}) hours?\b")
 
 

@@ -21,7 +21,20 @@ THINGS = ("telephone", "light bulb", "printing press", "radio", "airplane", "com
           "piano", "television", "internet", "steam engine", "compass", "clock", "battery", "microscope")
 NOUNS = ("a volcano", "a galaxy", "a cloud", "an atom", "a poem", "gravity", "photosynthesis", "a neuron",
          "democracy", "a rainbow", "a comet", "music", "a glacier", "an island", "a bridge", "a virus", "love",
-         "a desert", "a planet", "a tornado", "a noun", "a verb", "a python", "a database", "a robot")
+         "a desert", "a planet", "a tornado", "a noun", "a verb", "a python", "a database", "a robot",
+         "time", "energy", "a black hole", "an ocean", "a fossil", "art", "a molecule", "electricity", "a cell",
+         "history", "a star", "a mountain", "philosophy", "a language", "a dream", "a forest", "a map", "an engine",
+         "a magnet", "a planet's orbit", "an earthquake", "a symphony", "a battery", "friendship", "a pyramid",
+         "a hurricane", "the moon", "a computer", "an algorithm", "a kiosk", "a tide", "a seed", "sound")
+ACRONYMS = ("DNA", "NASA", "HTML", "USB", "GPS", "a CPU", "RAM", "an API", "a GPU", "SQL", "JSON", "Linux",
+            "the UN", "a PDF", "Wi-Fi", "AI", "an LED", "the EU", "a URL", "HTTP", "UNESCO", "a VPN", "CO2")
+HOW_MANY = ("How many people live in {p}?", "How many days are in a week?", "How many cities are in {p}?",
+            "How many legs does a spider have?", "How many hours are in a day?", "How many rivers are in {p}?",
+            "What language is spoken in {p}?", "What time is it in {p}?", "What currency is used in {p}?",
+            "How many words are in this sentence?", "How many planets are in the solar system?",
+            "Who lives in {p}?", "How many months have 31 days?", "How big is {p}?", "How old is {p}?")
+FUNCTIONS = ("sin", "cos", "tan", "sqrt", "exp", "ln", "abs", "floor", "round", "f", "g", "max", "cbrt",
+             "arcsin", "sinh", "ceil", "prime", "phi", "sigma")
 PEOPLE = ("Ada Lovelace", "Alan Turing", "Marie Curie", "Isaac Newton", "Albert Einstein", "Frida Kahlo",
           "Nelson Mandela", "Mozart", "Cleopatra", "Shakespeare", "Darwin", "Galileo", "Grace Hopper")
 COLOURS_OF = ("the sky", "grass", "the sun", "snow", "a banana", "the sea", "a tomato", "coal", "a flamingo")
@@ -39,6 +52,9 @@ KINDS = {
     "capital": lambda r: f"What is the capital of {_pick(r, PLACES)}?",
     "invented": lambda r: f"Who invented the {_pick(r, THINGS)}?",
     "define": lambda r: f"What is {_pick(r, NOUNS)}?",
+    "acronym": lambda r: f"What is {_pick(r, ACRONYMS)}?",                 # not the FAQ's "What is MoE?"
+    "how-many": lambda r: _pick(r, HOW_MANY).format(p=_pick(r, PLACES)),     # "how many" and "in": not a count
+    "function": lambda r: f"What is {_pick(r, FUNCTIONS)}({_n(r, 999)})?",   # not fib(n)
     "person": lambda r: f"Who was {_pick(r, PEOPLE)}?",
     "colour": lambda r: f"What colour is {_pick(r, COLOURS_OF)}?",
     "divide": lambda r: f"What is {_n(r, 999)}/{_n(r, 99, 1)}?",

@@ -14,12 +14,26 @@ COUNT_PHRASINGS = Phrasings((
     "How many {l} in {w}?", "How many times does the letter {l} appear in {w}?", "how many {l}'s are in {w}",
     "Count the letter {l} in {w}.", "How many letters {l} are there in the word {w}?",
     "In the word {w}, how many times does {l} appear?", "How many {l}s in {w}?", "Count the {l}'s in {w}",
-    "HOW MANY {L} IN {W}?"), heldout=(4, 7))
+    "HOW MANY {L} IN {W}?",
+    # v4: the letter in more surroundings, so that it is found as the lone letter, not by its position
+    "How many {l}'s are there in {w}?", "How many times does {l} occur in the word {w}?",
+    "Count the letter {l} in the word {w}", "In {w}, how many {l}'s are there?",
+    "How many {l} are there in the word {w}?", "Count the {l} in {w}.", "Count the letters {l} in the word {w}.",
+    "how many {l}s does {w} have", "Count how many {l} are in {w}", "Number of {l}'s in {w}?",
+    "How often does the letter {l} appear in {w}?", "How many {l} letters are in {w}?",
+    "How many copies of {l} are in {w}?", "How many lowercase {l}'s are there in {w}?",
+    "How many instances of the letter {l} are in the word {w}?", "Count every {l} in {w}",
+    "Count all the {l}s in the word {w}."), heldout=(4, 7))
 _W, _L = r"([a-z]{1,%d})" % MAX_WORD, r"([a-z])"
 _COUNT_RES = [(re.compile(p), swap) for p, swap in [
-    (rf"how many (?:letters? )?{_L}(?:'?s)? (?:are )?(?:there )?in (?:the word )?{_W}", False),
+    (rf"how many (?:copies of |instances of |lowercase )?(?:the )?(?:letters? )?{_L}(?:'?s)?(?: letters?)? "
+     rf"(?:are )?(?:there )?in (?:the word )?{_W}", False),
     (rf"how many times does (?:the letter )?{_L} (?:appear|occur) in (?:the word )?{_W}", False),
-    (rf"count the (?:letter )?{_L}(?:'?s)? in (?:the word )?{_W}", False),
+    (rf"count (?:the |every |all the |all )(?:letters? )?{_L}(?:'?s)? in (?:the word )?{_W}", False),
+    (rf"how many {_L}(?:'?s)? does (?:the word )?{_W} (?:have|contain)", False),
+    (rf"count how many (?:times )?(?:the letter )?{_L}(?:'?s)? (?:are )?(?:there )?in (?:the word )?{_W}", False),
+    (rf"number of (?:letters? )?{_L}(?:'?s)? in (?:the word )?{_W}", False),
+    (rf"how often does (?:the letter )?{_L} (?:appear|occur) in (?:the word )?{_W}", False),
     (rf"in (?:the word )?{_W}, how many (?:times does )?(?:the letter )?{_L}(?:'?s)?(?: appear| occur| are there)?",
      True)]]
 
