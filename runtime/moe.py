@@ -111,7 +111,8 @@ class MoE:
 
     def run(self, ctx, x):
         """x (T, d) -> (T, d). A few tokens (speculative verification) go one by one through the decode
-        kernel; more are grouped by expert: one matmul per expert that any token chose."""
+        kernel; more are grouped by expert: its gate-up and down matmuls for each expert that any token chose,
+        one activation over all rows between them."""
         idx, w = self.route(x)
         if len(x) <= 4:
             y = np.empty_like(x)
@@ -122,15 +123,20 @@ class MoE:
         if len(self.gu_t) > self.E:                          # the stacked shared expert: every token, weight 1
             idx = np.concatenate([idx, np.full((len(x), 1), self.E)], 1)
             w = np.concatenate([w, np.ones((len(x), 1), w.dtype)], 1)
-        # sort the (token, slot) pairs by expert: each expert's rows are one contiguous slice
+        # sort the (token, slot) pairs by expert: each expert's rows are one contiguous slice, written in place
+        # by one matmul per expert; the activation runs once over all rows between the two loops
         T, n_slots = idx.shape                                                               # n_slots = n_run
         order = idx.ravel().argsort(kind="stable")                                          # (T*n_slots,)
         bounds = idx.ravel()[order].searchsorted(np.arange(len(self.gu_t) + 1))
         xs = x[order // n_slots]                                                             # (T*n_slots, d)
+        used = [(e, bounds[e], bounds[e + 1]) for e in np.flatnonzero(np.diff(bounds))]
+        gu = np.empty((len(xs), 2 * self.F), np.result_type(xs, self.gu_t))
+        for e, lo, hi in used:
+            np.dot(xs[lo:hi], self.gu_t[e], out=gu[lo:hi])
+        h = silu_mul(gu, self.F)                                                             # (T*n_slots, F)
         out = np.empty_like(xs)
-        for e in np.flatnonzero(np.diff(bounds)):
-            lo, hi = bounds[e], bounds[e + 1]
-            out[lo:hi] = silu_mul(xs[lo:hi].dot(self.gu_t[e]), self.F).dot(self.down_t[e])
+        for e, lo, hi in used:
+            np.dot(h[lo:hi], self.down_t[e], out=out[lo:hi])
         out *= w.ravel()[order][:, None]
         y = np.empty_like(out)
         y[order] = out                                                                       # back to (token, slot)
