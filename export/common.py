@@ -18,6 +18,15 @@ from runtime.loader import read_document
 from runtime.model import dequantize
 
 
+def prompt_note(tok):
+    """How a prompt becomes token ids for this model, written into every export's metadata: a places model
+    (runtime/tokenizer.py) reads its numbers with place letters, so another runtime must mark them too."""
+    if tok.places:
+        return ("places: mark the prompt's numbers with place letters before encoding (runtime.tokenizer."
+                "mark_places: 'What is 47+5?' -> 'What is b4a7+a5?') and unmark the answer (unmark_places)")
+    return "plain: encode the prompt as it is, one token per character"
+
+
 @dataclass
 class Compiled:
     path: str

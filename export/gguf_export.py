@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from export.common import load_compiled, lowering
+from export.common import load_compiled, lowering, prompt_note
 from export.errors import ExportError
 from runtime import opset
 
@@ -230,6 +230,8 @@ def write_metadata(w, compiled, lay, quantized):
     w.add_bos_token_id(tok.bos_id)
     w.add_eos_token_id(tok.eos_id)
     w.add_pad_token_id(tok.pad_id)
+    w.add_bool("tinyr1.places", bool(tok.places))     # llama.cpp ignores these; a user reads how to prompt
+    w.add_string("tinyr1.prompt", prompt_note(tok))
 
 
 # ---------------------------------------------------------------- tensors

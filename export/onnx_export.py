@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from export.common import load_compiled, lowering, node_inputs
+from export.common import load_compiled, lowering, node_inputs, prompt_note
 from export.errors import ExportError
 from runtime.errors import ContextOverflowError
 
@@ -85,7 +85,9 @@ def build_model(compiled, mode, int8):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", ops.OPSET)], ir_version=10,
                               producer_name="tinyr1", doc_string=f"tinyr1 {mode} graph of {compiled.path}")
     helper.set_model_props(model, {"max_positions": str(compiled.max_positions),
-                                   "weights": "int8" if int8 else "float32"})
+                                   "weights": "int8" if int8 else "float32",
+                                   "places": str(bool(compiled.tokenizer.places)).lower(),
+                                   "prompt": prompt_note(compiled.tokenizer)})
     return model
 
 

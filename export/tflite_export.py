@@ -20,7 +20,7 @@ import os
 import numpy as np
 
 from export import tflite_ops as ops
-from export.common import load_compiled, lowering, node_inputs
+from export.common import load_compiled, lowering, node_inputs, prompt_note
 from export.errors import ExportError
 from runtime.errors import ContextOverflowError
 from runtime.opset import tensor_attrs
@@ -54,7 +54,8 @@ def export(model_path, out_path, weights="float32", seq_len=None):
     tokens = b.input("tokens", (T,), np.int32)
     logits = b.rename(walk(b, compiled, tokens), "logits")
     data = b.finish({"tokens": tokens}, {"logits": logits},
-                    f"tinyr1 prefill graph of {os.path.basename(model_path)}, seq_len={T}, float32")
+                    f"tinyr1 prefill graph of {os.path.basename(model_path)}, seq_len={T}, float32; "
+                    f"{prompt_note(compiled.tokenizer)}")
     with open(out_path, "wb") as f:
         f.write(data)
     counts = b.operator_counts()

@@ -118,6 +118,9 @@ def test_metadata_describes_the_model(exported, case):
     assert ("deepseek2.expert_group_count" in f) == (cfg["topk_group"] < cfg["n_group"])
     assert kv("tokenizer.ggml.model") == "none" and kv("tokenizer.ggml.tokens") == tok.vocab
     assert (kv("tokenizer.ggml.bos_token_id"), kv("tokenizer.ggml.eos_token_id")) == (tok.bos_id, tok.eos_id)
+    # how to prompt it: the bundled student reads numbers with place letters, the random cases do not
+    assert kv("tinyr1.places") is (case == STUDENT) and tok.places is (case == STUDENT)
+    assert ("mark_places" in kv("tinyr1.prompt")) is tok.places
     assert report["tied_output"] == cfg["tie_word_embeddings"]
     assert report["tensors"] == len(gguf.GGUFReader(gguf_path).tensors)
 

@@ -103,6 +103,9 @@ def test_both_models_pass_the_full_checker(exported, case, weights):
         onnx.checker.check_model(model, full_check=True)
         assert model.opset_import[0].version == report["opset"] == 21
         assert len(model.graph.node) == report[f"{mode}_nodes"]
+        props = {p.key: p.value for p in model.metadata_props}        # how to prompt it: places or plain
+        assert props["places"] == ("true" if case == STUDENT else "false")
+        assert ("mark_places" in props["prompt"]) == (case == STUDENT)
     assert report["bytes"] == sum(os.path.getsize(os.path.join(out_dir, f)) for f in ("prefill.onnx", "decode.onnx"))
 
 

@@ -120,6 +120,7 @@ def test_file_parses_back_with_builtin_operators_and_the_runtime_weights(exporte
     buf, m = read_model(out)
     assert schema.Model.ModelBufferHasIdentifier(buf, 0) and buf[4:8] == b"TFL3"
     assert m.version == 3 and len(m.subgraphs) == 1 and report["bytes"] == len(buf)
+    assert (b"mark_places" in m.description) == (case == STUDENT)      # the student's prompts need place letters
     names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
     assert all(c.customCode is None and c.builtinCode in names and c.deprecatedBuiltinCode == min(c.builtinCode, 127)
                for c in m.operatorCodes)
