@@ -1,7 +1,8 @@
 """Questions no family covers, and the refusal the model gives them.
 
 `OUT_OF_SCOPE.sample(rng, split)` draws greetings, general knowledge, other maths, near misses of the
-families (division, powers, vowels, words to sort) and gibberish. Its split is by hash of the question, and
+families (division, powers, vowels, words to sort, functions other than fib, "how many" questions that are
+not letter counts) and gibberish. Its split is by hash of the question, and
 some kinds are never trained on at all (`HELDOUT_KINDS`), so `tinyr1 eval` measures refusals of questions
 that training never saw.
 """
