@@ -138,14 +138,18 @@ class MLAttention:
         o_lat = scores.dot(self.cache[:pos + 1, r:])               # (H, C + 1): weighted c_kv and the weights' sum
         return (o_lat[:, :C] / o_lat[:, C:]).reshape(-1).dot(self.ov)
 
-    def run(self, ctx, x):
+    def run(self, ctx, x, last_only=False):
         """T tokens at positions pos..pos+T-1: x (T, d) -> (T, d), causal. Every head of every token
-        is one row of a (T*H, .) matmul against the cache."""
+        is one row of a (T*H, .) matmul against the cache. last_only: every token's cache row is written,
+        but only the last token attends -> (1, d) (the last attention of a prefill, whose later ops
+        compute the last position alone)."""
         T, pos = x.shape[0], ctx.pos
         H, r, C, end = self.H, self.r, self.C, ctx.pos + x.shape[0]
         q_pe, k_pe, q_lat, c = self.rotate(x, self.cos[pos:end], self.sin[pos:end])
         self.cache[pos:end, :r] = k_pe
         self.cache[pos:end, r:r + C] = rmsnorm(c, self.kv_norm, self.eps)
+        if last_only:
+            q_pe, q_lat, pos, T = q_pe[-1:], q_lat[-1:], end - 1, 1
         q = np.concatenate([q_pe.reshape(T, H, r), q_lat.reshape(T, H, C)], -1).reshape(T * H, r + C)
         scores = q.dot(self.cache[:end, :r + C].T)                                        # (T*H, end)
         if T > 1:                                                                         # token t sees rows <= pos+t

@@ -117,13 +117,19 @@ class Model:
 
     def run(self, ops, env, pos, all_logits, last_only=False):
         """Run `ops` in order over the values in env. last_only: no op after the last attention mixes
-        positions, so from there on only the last position is computed (prefill wants only its logits)."""
+        positions, so that attention answers for the last position alone (it still writes every position's
+        cache row) and from there on only the last position is computed (prefill wants only its logits)."""
         ctx = self.ctx
         ctx.pos, ctx.all_logits = pos, all_logits
         cut = self.last_attention[id(ops)] if last_only else len(ops)
         for i, (op, inputs, outputs) in enumerate(ops):
             xs = [env[x] for x in inputs]
-            env[outputs[0]] = op.run(ctx, *(xs if i <= cut else [v[-1:] for v in xs]))
+            if i < cut:
+                env[outputs[0]] = op.run(ctx, *xs)
+            elif i == cut:
+                env[outputs[0]] = op.run(ctx, *xs, last_only=True)
+            else:
+                env[outputs[0]] = op.run(ctx, *[v[-1:] for v in xs])
         return env
 
     def step_plan(self):

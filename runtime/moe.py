@@ -120,24 +120,28 @@ class MoE:
                 self.slots[:self.top_k], self.w[:self.top_k] = idx[t], w[t]
                 y[t] = self.experts(x[t])
             return y
-        if len(self.gu_t) > self.E:                          # the stacked shared expert: every token, weight 1
-            idx = np.concatenate([idx, np.full((len(x), 1), self.E)], 1)
-            w = np.concatenate([w, np.ones((len(x), 1), w.dtype)], 1)
+        T, k = idx.shape
+        n_slots = self.n_run                                  # top_k, and the stacked shared expert if any
+        slots, ws = np.empty((T, n_slots), np.int64), np.ones((T, n_slots), w.dtype)
+        slots[:, :k], ws[:, :k] = idx, w
+        slots[:, k:] = self.E                                 # the stacked shared expert: every token, weight 1
         # sort the (token, slot) pairs by expert: each expert's rows are one contiguous slice, written in place
         # by one matmul per expert; the activation runs once over all rows between the two loops
-        T, n_slots = idx.shape                                                               # n_slots = n_run
-        order = idx.ravel().argsort(kind="stable")                                          # (T*n_slots,)
-        bounds = idx.ravel()[order].searchsorted(np.arange(len(self.gu_t) + 1))
+        flat = slots.ravel()
+        order = flat.argsort(kind="stable")                                                  # (T*n_slots,)
         xs = x[order // n_slots]                                                             # (T*n_slots, d)
-        used = [(e, bounds[e], bounds[e + 1]) for e in np.flatnonzero(np.diff(bounds))]
         gu = np.empty((len(xs), 2 * self.F), np.result_type(xs, self.gu_t))
-        for e, lo, hi in used:
-            np.dot(xs[lo:hi], self.gu_t[e], out=gu[lo:hi])
+        used, lo = [], 0
+        for e, rows in enumerate(np.bincount(flat, minlength=len(self.gu_t)).tolist()):
+            if rows:
+                used.append((e, lo, lo + rows))
+                np.dot(xs[lo:lo + rows], self.gu_t[e], out=gu[lo:lo + rows])
+            lo += rows
         h = silu_mul(gu, self.F)                                                             # (T*n_slots, F)
         out = np.empty_like(xs)
         for e, lo, hi in used:
             np.dot(h[lo:hi], self.down_t[e], out=out[lo:hi])
-        out *= w.ravel()[order][:, None]
+        out *= ws.ravel()[order][:, None]
         y = np.empty_like(out)
         y[order] = out                                                                       # back to (token, slot)
         y = y.reshape(T, n_slots, -1).sum(1)
