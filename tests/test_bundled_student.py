@@ -129,16 +129,21 @@ def test_demo_answers_are_exactly_what_the_readme_prints(student_file):
 
 
 SECTION = ("## The bundled student", "### What the table says")
-OLDER = {v: os.path.join(ROOT, "trainer", "checkpoints", f"student-{v}") for v in ("v1", "v2", "v3")}
+OLDER = {d[len("student-"):]: os.path.join(ROOT, "trainer", "checkpoints", d)          # v1, v2, ...: earlier students
+         for d in sorted(os.listdir(os.path.join(ROOT, "trainer", "checkpoints")), key=lambda d: (len(d), d))
+         if re.fullmatch(r"student-v\d+", d)}
 
 
-def test_v1_to_v4_side_by_side_is_the_recorded_evals(student):
-    """The README's side-by-side table is what `tinyr1 eval` printed for each student on the same evaluation,
-    as their checkpoint.json files record it, with the command."""
+def test_side_by_side_is_the_recorded_evals(student):
+    """The README's side-by-side tables are what `tinyr1 eval` printed for each student on the same evaluation,
+    as their checkpoint.json files record it, with the command: every earlier student kept in
+    trainer/checkpoints and the bundled one, named by its recipe (student-v6 -> v6)."""
     from trainer.evaluate import format_side_by_side
-    infos = [(v, checkpoint.load(path)[3]) for v, path in OLDER.items()] + [("v4", student[3])]
+    bundled = student[3]["recipe"].removeprefix("student-")
+    infos = [(v, checkpoint.load(path)[3]) for v, path in OLDER.items() if v != bundled] + [(bundled, student[3])]
+    assert [v for v, _ in infos] == [f"v{i}" for i in range(1, len(infos) + 1)], "every student from v1 on, in order"
     table = format_side_by_side([(v, info["eval"]) for v, info in infos])
-    section = README[README.index("### Students v1, v2, v3 and v4 side by side"):]
+    section = README[README.index(f"### Students v1 to {bundled} side by side"):]
     assert table in section, table
     for v, info in infos:
         assert f"`{info['eval_command']}`" in section, (v, info["eval_command"])

@@ -9,7 +9,7 @@ from runtime.errors import DatasetError
 from runtime.tokenizer import PLACES, Tokenizer, mark_answer, mark_places, unmark_answer, unmark_places, unmark_stream
 from trainer.data import sequence
 from trainer.tasks import FAMILIES, load_jsonl, make_example, target, target_text
-from trainer.tasks.cot import OFFSETS, placed
+from trainer.tasks.cot import OFFSETS, WIDEST, placed, reasoning
 
 EXACT = {
     "What is 47+38?": "<think>b4a7+b3a8 a7+8=15 b4+3+1=8 =b8a5</think><answer>85</answer>",
@@ -23,7 +23,7 @@ EXACT = {
                      "</think><answer>x=5</answer>",
     "A train travels 300 km in 5 hours. What is its average speed?":
         "<think>300/5: 3/5=0r3 30/5=6r0 0/5=0r0 =60</think><answer>60 km/h</answer>",
-    "Solve x^2-5x+6=0": "<think>x^2-5x+6=0 s=5 p=6 s^2=25 4p=24 D=25-24 b2a5-b2a4 a5-4=1 b2-2=0 =a1 d=1 "
+    "Solve x^2-5x+6=0": "<think>x^2-5x+6=0 s=5 p=6 s^2=25 4p: a6*4=24 =b2a4 D=25-24 b2a5-b2a4 a5-4=1 b2-2=0 =a1 d=1 "
                         "x=(5-1)/2 a5-a1 a5-1=4 =a4 4/2=2 x=(5+1)/2 a5+a1 a5+1=6 =a6 6/2=3</think>"
                         "<answer>x=2,x=3</answer>",
     "What is fib(3)?": "<think>fib(3): 0,3 1,2 1,1 2,0</think><answer>2</answer>",
@@ -59,6 +59,42 @@ def test_offsets_train_the_letters_past_the_range_and_start_at_a_most_often():
     assert max(counts, key=counts.get) == 0 and set(counts) == set(range(OFFSETS[1] + 1)), counts
     assert set("ghi") <= letters, letters
     assert {make_example("add", rng).offset for _ in range(50)} == {0}
+
+
+def test_padded_traces_are_wider_and_keep_the_answer_and_the_batches_of_unpadded_recipes():
+    """pad: some add and sub traces are written at widths up to WIDEST with leading zeros (checked step by
+    step in the test below); the answer is the plain one; pad=0 draws nothing, so older recipes' batches
+    stay the same; other families are never padded."""
+    widths = []
+    for seed in range(300):
+        plain = make_example("add", np.random.default_rng(seed), places=True)
+        ex = make_example("add", np.random.default_rng(seed), places=True, pad=0.5)
+        assert (ex.question, ex.answer, ex.offset) == (plain.question, plain.answer, plain.offset)
+        a, b = re.match(r"((?:[a-z]\d)+)\+((?:[a-z]\d)+) ", ex.reasoning).groups()
+        widths.append(len(a) // 2)
+        if ex.reasoning != plain.reasoning:                  # one width, reached with leading zeros
+            assert len(a) == len(b) and "0" in (a[1], b[1]) and a[0] == PLACES[ex.offset + len(a) // 2 - 1], ex
+    assert max(widths) == WIDEST and 0.12 < np.mean([w > 6 for w in widths]) < 0.35, widths  # 0.5 * 4/9
+    assert make_example("mul", np.random.default_rng(1), places=True, pad=1.0).reasoning == \
+        make_example("mul", np.random.default_rng(1), places=True).reasoning
+    assert reasoning("What is 47+38?", "add", 0, 4) == "d0c0b4a7+d0c0b3a8 a7+8=15 b4+3+1=8 c0+0=0 d0+0=0 =d0c0b8a5"
+
+
+def test_distracted_count_questions_put_a_word_before_the_letter_and_keep_trace_and_batches():
+    from trainer.tasks.paraphrase import distracted
+    assert distracted("How many r in strawberry?", "r", "apple") == "How many apple r in strawberry?"
+    assert distracted("In rat, how many r's are there?", "r", "pen") == "In rat, how many pen r's are there?"
+    assert distracted("Tell me strawberry", "r", "apple") is None
+    changed = 0
+    for seed in range(200):
+        plain = make_example("count", np.random.default_rng(seed), restyle=0.3)
+        ex = make_example("count", np.random.default_rng(seed), restyle=0.3, distract=0.5)
+        assert (ex.reasoning, ex.answer) == (plain.reasoning, plain.answer)
+        if ex.question != plain.question:
+            changed += 1
+            assert len(ex.question.split()) == len(plain.question.split()) + 1
+    assert 60 < changed < 100, changed                 # about half, less the retyped ones without a lone letter
+    assert make_example("add", np.random.default_rng(3), distract=1.0) == make_example("add", np.random.default_rng(3))
 
 
 def test_mark_places():
@@ -125,6 +161,8 @@ def check_steps(ex):
     elif ex.family == "quadratic":
         s, p, d = (int(re.search(rf" {k}=(-?\d+)", t).group(1)) for k in "spd")
         D = re.search(r" =(-?(?:[a-z]\d)+) d=", t).group(1)
+        four_p = re.search(r" 4p: (-?)\(?.*? =((?:[a-z]\d)+)\)? D=", t)
+        assert (-1 if four_p.group(1) else 1) * unplace(four_p.group(2)) == 4 * p, t
         assert unplace(D) == d * d == s * s - 4 * p, t
         halves = re.findall(r"x=\((-?\d+)([-+])(\d+)\)/2 .*? (-?\d+)/2=(-?\d+)(?= x=|$)", t)
         assert len(halves) == 2 and all(int(n) == int(a) + (int(b) if op == "+" else -int(b)) == 2 * int(h)
@@ -157,7 +195,7 @@ def test_traces_compute_the_right_answer_and_fit_the_context(family, places):
     sizes = ("train", "extrapolate") if family not in ("faq", "refuse") else ("train",)
     for split in sizes:
         for _ in range(300 if family != "fib" else 60):
-            ex = make_example(family, rng, split, places=places)
+            ex = make_example(family, rng, split, places=places, pad=0.5 if places else 0.0)
             assert family == "refuse" or FAMILIES[family].verify(ex.question, ex.answer)
             check_steps(ex)
             seq, _ = sequence(tok, ex.question, target_text(ex.reasoning, ex.answer), ex.offset)

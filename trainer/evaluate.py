@@ -140,29 +140,31 @@ def format_table(rows):
 
 
 def format_side_by_side(named):
-    """Markdown comparing runs on one evaluation: [(name, rows)] -> family | canonical per run | held-out
-    phrasings per run | extrapolation per run; then "all", the out-of-scope refusals and false refusals."""
+    """Markdown comparing runs on one evaluation: [(name, rows)] -> one table per column (canonical, held-out
+    phrasings, extrapolation) with a run in each column and "all" at the bottom, then one of the
+    out-of-scope refusals and the false refusals."""
     names = [name for name, _ in named]
     by = [{(r["family"], r["column"]): r for r in rows} for _, rows in named]
-    head = [f"{col} {name}" for col in ("canonical", "phrasings", "extrapolation") for name in names]
-    lines = ["| family | " + " | ".join(head) + " |", "|---|" + "---:|" * len(head)]
-    for fam in dict.fromkeys(r["family"] for _, rows in named for r in rows if r["family"] != "refuse"):
-        cells = [_cell(b.get((fam, col)) or (b.get((fam, "trained")) if col == "canonical" else None))
-                 for col in ("canonical", "phrasings", "extrapolation") for b in by]
-        trained = any((fam, "trained") in b for b in by)
-        lines.append(f"| {fam}{' (all trained)' if trained else ''} | " + " | ".join(cells) + " |")
     means = [held_out_means(rows) for _, rows in named]
-    lines.append("| **all** | " + " | ".join("n/a" if m[col] is None else f"{m[col]:.1%}"
-                                           for col in ("canonical", "phrasings", "extrapolation") for m in means) + " |")
-    lines.append("| out of scope: refused | " + " | ".join(_cell(b.get(("refuse", "out-of-scope"))) for b in by)
-                 + " |" + " |" * (len(head) - len(by)))
+    families = list(dict.fromkeys(r["family"] for _, rows in named for r in rows if r["family"] != "refuse"))
+    tables = []
+    for col in ("canonical", "phrasings", "extrapolation"):
+        lines = [f"| {col} | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+        for fam in families:
+            cells = [_cell(b.get((fam, col)) or (b.get((fam, "trained")) if col == "canonical" else None)) for b in by]
+            trained = any((fam, "trained") in b for b in by)
+            lines.append(f"| {fam}{' (all trained)' if trained else ''} | " + " | ".join(cells) + " |")
+        lines.append("| **all** | " + " | ".join("n/a" if m[col] is None else f"**{m[col]:.1%}**" for m in means) + " |")
+        tables.append("\n".join(lines))
     false = []
-    for name, rows in named:
+    for _, rows in named:
         in_range = [r for r in rows if r["family"] != "refuse" and r["column"] != "extrapolation"]
         k, total = sum(r["refused"] for r in in_range), sum(r["n"] for r in in_range)
-        false.append(f"{name} {k} of {total} ({k / max(total, 1):.1%})")
-    lines.append(f"\nFalse refusals of in-range questions: {', '.join(false)}.")
-    return "\n".join(lines)
+        false.append(f"{k} of {total} ({k / max(total, 1):.1%})")
+    tables.append("\n".join(["| out of scope | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names),
+                              "| refused | " + " | ".join(_cell(b.get(("refuse", "out-of-scope"))) for b in by) + " |",
+                              "| false refusals (in range) | " + " | ".join(false) + " |"]))
+    return "\n\n".join(tables)
 
 
 def held_out_means(rows):

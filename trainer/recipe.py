@@ -46,6 +46,10 @@ class SFTConfig:
     split: str = "train"              # questions drawn from: train, or sft (train minus the R1 pipeline's rl part)
     restyle: float = 0.0              # share of questions retyped with an opening, form and ending from the pools
     #                                   of trainer/tasks/paraphrase.py ("Excuse me, what's 47+38 please?")
+    pad: float = 0.0                  # share of add and sub traces written at a wider width, leading zeros in every
+    #                                   operand, column and result (trainer/tasks/cot.py draw_width; places only)
+    distract: float = 0.0             # share of count questions with a random word put before their letter
+    #                                   (trainer/tasks/paraphrase.py distracted)
     places: bool = False              # questions read with place letters (runtime/tokenizer.py mark_places; a
     #                                   property of the model, saved with its tokenizer; init's wins)
     init: str = ""                    # start from this checkpoint's weights (its config wins over `model`)
@@ -62,7 +66,8 @@ SFT_RANGES = {
     "lr": "(0, 1]",                   # AdamW moves each weight by up to ~lr per step: above 1 is a typo
     "min_lr": "[0, 1]", "warmup_steps": "[0, inf)", "weight_decay": "[0, 1]", "beta1": "[0, 1)",
     "beta2": "[0, 1)", "grad_clip": "(0, inf)", "bias_update_speed": "[0, 1]", "aux_alpha": "[0, inf)",
-    "mtp_lambda": "[0, inf)", "dataset_weight": "[0, inf)", "restyle": "[0, 1]", "kl_weight": "[0, 1]",
+    "mtp_lambda": "[0, inf)", "dataset_weight": "[0, inf)", "restyle": "[0, 1]", "pad": "[0, 1]",
+    "distract": "[0, 1]", "kl_weight": "[0, 1]",
     "checkpoint_every": "[1, inf)", "log_every": "[1, inf)", "keep_checkpoints": "[1, inf)",
 }
 

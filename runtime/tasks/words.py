@@ -23,12 +23,18 @@ COUNT_PHRASINGS = Phrasings((
     "How often does the letter {l} appear in {w}?", "How many {l} letters are in {w}?",
     "How many copies of {l} are in {w}?", "How many lowercase {l}'s are there in {w}?",
     "How many instances of the letter {l} are in the word {w}?", "Count every {l} in {w}",
-    "Count all the {l}s in the word {w}."), heldout=(4, 7))
+    "Count all the {l}s in the word {w}.",
+    # v5: the letter after the word, so that a word after "How many" is not read as the letter (v4 read
+    # `How many letters x are there in the word W?` as a count of l)
+    "How many characters in {w} are {l}?", "How many letters of {w} are {l}'s?",
+    "How many times is the letter {l} used in {w}?", "How many occurrences of {l} are in the word {w}?"),
+    heldout=(4, 7))
 _W, _L = r"([a-z]{1,%d})" % MAX_WORD, r"([a-z])"
 _COUNT_RES = [(re.compile(p), swap) for p, swap in [
-    (rf"how many (?:copies of |instances of |lowercase )?(?:the )?(?:letters? )?{_L}(?:'?s)?(?: letters?)? "
+    (rf"how many (?:copies of |instances of |occurrences of |lowercase )?(?:the )?(?:letters? )?{_L}(?:'?s)?(?: letters?)? "
      rf"(?:are )?(?:there )?in (?:the word )?{_W}", False),
-    (rf"how many times does (?:the letter )?{_L} (?:appear|occur) in (?:the word )?{_W}", False),
+    (rf"how many times (?:does|is) (?:the letter )?{_L} (?:appear|occur|used) in (?:the word )?{_W}", False),
+    (rf"how many (?:characters|letters) (?:in|of) (?:the word )?{_W} are (?:the letter )?{_L}(?:'?s)?", True),
     (rf"count (?:the |every |all the |all )(?:letters? )?{_L}(?:'?s)? in (?:the word )?{_W}", False),
     (rf"how many {_L}(?:'?s)? does (?:the word )?{_W} (?:have|contain)", False),
     (rf"count how many (?:times )?(?:the letter )?{_L}(?:'?s)? (?:are )?(?:there )?in (?:the word )?{_W}", False),

@@ -2,19 +2,23 @@
 user JSONL datasets. "refuse" is the out-of-scope questions (runtime/tasks/scope.py), trained with the
 refusal as their answer."""
 from runtime.tasks import FAMILIES, OUT_OF_SCOPE, REFUSAL, Family, Problem, family_of, score, split_of  # noqa: F401
-from trainer.tasks.cot import WRITERS, draw_offset, reasoning, target, target_text  # noqa: F401
+from runtime.tasks.words import WORDS
+from trainer.tasks.cot import PAD_FAMILIES, WRITERS, draw_offset, draw_width, reasoning, target, target_text  # noqa: F401
 from trainer.tasks.jsonl import Example, load_jsonl  # noqa: F401
-from trainer.tasks.paraphrase import restyled
+from trainer.tasks.paraphrase import distracted, restyled
 
 TRAINABLE = list(FAMILIES) + [OUT_OF_SCOPE.name]      # what a recipe's `families:` may weight
 
 
-def make_example(family, rng, split="train", restyle=0.0, places=False):
+def make_example(family, rng, split="train", restyle=0.0, places=False, pad=0.0, distract=0.0):
     """A fresh Example of `family` (or "refuse") from `split`, with its chain of thought. For a model with
     `places` (runtime/tokenizer.py) question, trace and answer mark places from one random offset
     (Example.offset, trainer/tasks/cot.py). With probability `restyle` its question is retyped with an
     opening, a form and an ending from the pools of trainer/tasks/paraphrase.py (training only: the result
-    need not parse; GRPO keeps restyle 0)."""
+    need not parse; GRPO keeps restyle 0). With probability `pad` (places only) an add or sub trace is written
+    at a wider width, with leading zeros (cot.draw_width); its draw comes last, so pad 0 keeps the batches
+    of recipes written before it. With probability `distract` a count question gets a random word before its
+    letter (paraphrase.distracted), drawn last too."""
     o = draw_offset(rng) if places else 0
     if family == OUT_OF_SCOPE.name:
         q = OUT_OF_SCOPE.sample(rng, split)
@@ -24,4 +28,9 @@ def make_example(family, rng, split="train", restyle=0.0, places=False):
         ex = Example(p.question, reasoning(p.question, family, o), p.answer, family, offset=o)
     if restyle and rng.random() < restyle:
         ex = Example(restyled(ex.question, rng), ex.reasoning, ex.answer, family, offset=o)
+    if places and pad and family in PAD_FAMILIES and rng.random() < pad:
+        ex = Example(ex.question, reasoning(p.question, family, o, draw_width(rng)), ex.answer, family, offset=o)
+    if distract and family == "count" and rng.random() < distract:
+        q = distracted(ex.question, FAMILIES["count"].parse(p.question)[0], str(rng.choice(WORDS)))
+        ex = Example(q, ex.reasoning, ex.answer, family, offset=o) if q else ex
     return ex

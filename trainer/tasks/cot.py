@@ -22,18 +22,28 @@ from runtime.tokenizer import PLACES, mark_places
 OFFSETS = (0.5, 4)             # P(offset 0), and the largest offset (drawn uniformly from 1.. otherwise); in
 #                                minis (d=96, 2,500 steps) (0.3, 6) learned neither the range nor beyond it
 PLACE_FAMILIES = ("add", "sub", "mul", "linear", "quadratic")      # the writers that take an offset
+PAD_FAMILIES, WIDEST = ("add", "sub"), 10   # the writers that take a width, and the widest drawn (10 columns)
 
 
 def digits_rtl(n, width):
     return [int(c) for c in reversed(str(n).rjust(width, "0"))]
 
 
-def placed(n, o=0):
+def placed(n, o=0, width=0):
     """47 -> 'b4a7': each digit after its place letter, highest place first; at offset 1, 'c4b7' (the
-    tokenizer's mark_places, which leaves a number too long for the letters unmarked: here an error)."""
-    if len(str(n)) + o > len(PLACES):
+    tokenizer's mark_places, which leaves a number too long for the letters unmarked: here an error);
+    at width 4, 'd0c0b4a7'."""
+    digits = str(n).rjust(width, "0")
+    if len(digits) + o > len(PLACES):
         raise TaskError(f"{n} at offset {o}: no place letters left past {PLACES[-1]}")
-    return mark_places(str(n), o)
+    return mark_places(digits, o)
+
+
+def draw_width(rng):
+    """The width of a padded add or sub trace: 2..WIDEST columns (a narrower number is padded with leading
+    zeros; a wider one keeps its own width). Lengths of operand, column run and result up to 10 are thus
+    practised on numbers of at most 6 digits, so a copy's length is not learned from the longest number."""
+    return int(rng.integers(2, WIDEST + 1))
 
 
 def draw_offset(rng):
@@ -43,9 +53,9 @@ def draw_offset(rng):
     return int(rng.integers(1, OFFSETS[1] + 1))
 
 
-def add_steps(a, b, o=0):
+def add_steps(a, b, o=0, width=0):
     # 47+38 -> "a7+8=15 b4+3+1=8": place, digit of a, digit of b, the carry in, their sum
-    w = max(len(str(a)), len(str(b)))
+    w = max(len(str(a)), len(str(b)), width)
     steps, carry = [], 0
     for i, (da, db) in enumerate(zip(digits_rtl(a, w), digits_rtl(b, w))):
         s = da + db + carry
@@ -54,9 +64,9 @@ def add_steps(a, b, o=0):
     return " ".join(steps)
 
 
-def sub_steps(a, b, o=0):
+def sub_steps(a, b, o=0, width=0):
     # 82-47 -> "a12-7=5 b7-4=3": the top digit less any borrow, plus 10 when this column borrows
-    w = max(len(str(a)), len(str(b)))
+    w = max(len(str(a)), len(str(b)), width)
     steps, borrow = [], 0
     for i, (da, db) in enumerate(zip(digits_rtl(a, w), digits_rtl(b, w))):
         x = da - borrow
@@ -66,20 +76,23 @@ def sub_steps(a, b, o=0):
     return " ".join(steps)
 
 
-def cot_add(p, o=0):
-    # 47+38 -> "b4a7+b3a8 a7+8=15 b4+3+1=8 =b8a5"
+def cot_add(p, o=0, w=0):
+    # 47+38 -> "b4a7+b3a8 a7+8=15 b4+3+1=8 =b8a5"; at width w=4 (training only, draw_width):
+    # "d0c0b4a7+d0c0b3a8 a7+8=15 b4+3+1=8 c0+0=0 d0+0=0 =d0c0b8a5" (the answer is still 85)
     a, b = p
-    return f"{placed(a, o)}+{placed(b, o)} {add_steps(a, b, o)} ={placed(a + b, o)}"
+    w = max(w, len(str(a)), len(str(b))) if w else 0          # padded: both operands at one width
+    return f"{placed(a, o, w)}+{placed(b, o, w)} {add_steps(a, b, o, w)} ={placed(a + b, o, w)}"
 
 
-def cot_sub(p, o=0):
+def cot_sub(p, o=0, w=0):
     # 82-47 -> "b8a2-b4a7 a12-7=5 b7-4=3 =b3a5"; when the top column still borrows the result is negative:
-    # 47-82 -> "b4a7-b8a2 a7-2=5 b14-8=6 <0 b8a2-b4a7 a12-7=5 b7-4=3 =-b3a5"
+    # 47-82 -> "b4a7-b8a2 a7-2=5 b14-8=6 <0 b8a2-b4a7 a12-7=5 b7-4=3 =-b3a5"; width w as cot_add's
     a, b = p
-    head = f"{placed(a, o)}-{placed(b, o)} {sub_steps(a, b, o)}"
+    w = max(w, len(str(a)), len(str(b))) if w else 0          # padded: both operands at one width
+    head = f"{placed(a, o, w)}-{placed(b, o, w)} {sub_steps(a, b, o, w)}"
     if a >= b:
-        return f"{head} ={placed(a - b, o)}"
-    return f"{head} <0 {placed(b, o)}-{placed(a, o)} {sub_steps(b, a, o)} =-{placed(b - a, o)}"
+        return f"{head} ={placed(a - b, o, w)}"
+    return f"{head} <0 {placed(b, o, w)}-{placed(a, o, w)} {sub_steps(b, a, o, w)} =-{placed(b - a, o, w)}"
 
 
 def mul_steps(a, e, o=0):
@@ -155,17 +168,24 @@ def cot_speed(p):
 
 
 def cot_quadratic(p, o=0):
-    # roots 2, 3 -> "x^2-5x+6=0 s=5 p=6 s^2=25 4p=24 D=25-24 b2a5-b2a4 a5-4=1 b2-2=0 =a1 d=1 x=(5-1)/2
-    # a5-a1 a5-1=4 =a4 4/2=2 x=(5+1)/2 a5+a1 a5+1=6 =a6 6/2=3": D = s^2-4p = (r2-r1)^2, d its square root,
-    # the roots (s-d)/2 and (s+d)/2, each sum in column steps (signed_sum), then halved
+    # roots 2, 3 -> "x^2-5x+6=0 s=5 p=6 s^2=25 4p: a6*4=24 =b2a4 D=25-24 b2a5-b2a4 a5-4=1 b2-2=0 =a1 d=1
+    # x=(5-1)/2 a5-a1 a5-1=4 =a4 4/2=2 x=(5+1)/2 a5+a1 a5+1=6 =a6 6/2=3": D = s^2-4p = (r2-r1)^2, d its square
+    # root, the roots (s-d)/2 and (s+d)/2, each sum in column steps (signed_sum), then halved. 4p is
+    # multiplied in column steps (v4 wrote it in one go, and missed 4*324 and 4*176: p reaches 400)
     r1, r2 = p
     s, prod = r1 + r2, r1 * r2
     d = r2 - r1
     trace, _ = signed_sum(s * s, -4 * prod, o)
     roots = [f"x=({s}{sign}{d})/2 {signed_sum(s, k * d, o)[0]} {halve(s + k * d)}"
              for sign, k in (("-", -1), ("+", 1))]
-    return (f"{quadratic_eq(p)} s={s} p={prod} s^2={s * s} 4p={4 * prod} D={s * s}{'-' if prod >= 0 else '+'}"
-            f"{abs(4 * prod)} {trace} d={d} " + " ".join(roots))
+    return (f"{quadratic_eq(p)} s={s} p={prod} s^2={s * s} 4p: {times_four(prod, o)} "
+            f"D={s * s}{'-' if prod >= 0 else '+'}{abs(4 * prod)} {trace} d={d} " + " ".join(roots))
+
+
+def times_four(n, o=0):
+    """4n in column steps: 'a6*4=24 =b2a4', '-(a6*4=24 =b2a4)' for n = -6."""
+    steps = f"{mul_steps(abs(n), 4, o)} ={placed(4 * abs(n), o)}"
+    return steps if n >= 0 else f"-({steps})"
 
 
 def halve(n):
@@ -192,9 +212,9 @@ WRITERS = {"add": cot_add, "sub": cot_sub, "mul": cot_mul, "count": cot_count, "
            "faq": lambda p: "recall"}
 
 
-def reasoning(question, family=None, offset=0):
+def reasoning(question, family=None, offset=0, width=0):
     """The chain of thought for a question of a known family (or the refusal's, for `family="refuse"`), its
-    place letters starting at PLACES[offset]."""
+    place letters starting at PLACES[offset]; add and sub written at least `width` columns wide."""
     if family == "refuse":
         return REFUSAL_THINKING
     fam = FAMILIES[family] if family else family_of(question)
@@ -203,6 +223,8 @@ def reasoning(question, family=None, offset=0):
     params = fam.parse(question)
     if params is None:
         raise TaskError(f"{fam.name}: cannot parse the question {question!r}")
+    if fam.name in PAD_FAMILIES:
+        return WRITERS[fam.name](params, offset, width)
     if fam.name in PLACE_FAMILIES:
         return WRITERS[fam.name](params, offset)
     return WRITERS[fam.name](params)

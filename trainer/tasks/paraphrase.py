@@ -46,6 +46,18 @@ def reordered(bare):
     return f"{tail}, {head}?" if comma else None
 
 
+def distracted(question, letter, filler):
+    """A count question with `filler` (a word) right before its lone letter: "How many r in strawberry?" ->
+    "How many apple r in strawberry?". Not a phrasing anyone types: training on it teaches that the letter
+    is the one letter standing alone, not the first letter after "How many" or after a word training
+    knows. None when the question has no lone letter (a retyped question may have lost it)."""
+    tokens = question.split(" ")
+    for j, t in enumerate(tokens):
+        if j and re.fullmatch(rf"{letter}(?:'?s)?[?.,!]?", t, re.IGNORECASE):
+            return " ".join(tokens[:j] + [filler] + tokens[j:])
+    return None
+
+
 def fields(question):
     """The question's forms, without closing punctuation."""
     q = " ".join(question.split())
