@@ -137,3 +137,16 @@ def test_the_museum_example_runs_end_to_end(tmp_path, tiny_student):
                  "Monday.</answer>", "", families)[0] == "right"
     assert judge("When does the museum open?", "<think>recall</think><answer>At 10 am.</answer>", "",
                  families)[:3] == ("wrong", "At 10 am.", "At 9 am, every day except Monday.")
+
+
+def test_teaching_replays_the_families_as_the_student_was_trained():
+    """The bundled student's recipe pads add and sub traces and distracts count questions: teach's replay does
+    the same, at the same weights; an unknown recipe replays every family plainly."""
+    from trainer import teach
+    from trainer.recipe import load_recipe
+    info = {"recipe_file": "trainer/recipes/student-v7.yaml"}
+    sft = load_recipe(os.path.join(ROOT, info["recipe_file"])).sft
+    assert teach.replay_styles(info) == {"pad": sft.pad, "distract": sft.distract} and sft.pad > 0
+    recipe = teach.teach_recipe("CKPT", "taught.jsonl", teach.replay_families(info), styles=teach.replay_styles(info))
+    assert (recipe.sft.pad, recipe.sft.distract, recipe.sft.families) == (sft.pad, sft.distract, sft.families)
+    assert teach.replay_styles({}) == {} and teach.teach_recipe("C", "t.jsonl", {"add": 1.0}).sft.pad == 0.0

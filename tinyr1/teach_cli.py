@@ -59,7 +59,8 @@ def teach(facts, student, out, config, steps, seed, eval_n, resume, no_progress)
         jsonl = os.path.join(out, "train.jsonl")
         examples = t.training_examples(found, seed, tok, cfg.max_position_embeddings)
         t.write_jsonl(examples, jsonl)
-        recipe = t.teach_recipe(os.path.abspath(student), jsonl, t.replay_families(info), steps, seed)
+        recipe = t.teach_recipe(os.path.abspath(student), jsonl, t.replay_families(info), steps, seed,
+                                t.replay_styles(info))
         click.echo(f"fine-tune: {recipe.sft.steps} steps of {recipe.sft.batch_size}, {len(examples)} taught "
                    f"examples ({t.TAUGHT_SHARE:.0%} of each batch), the rest replaying "
                    f"{', '.join(recipe.sft.families)}")

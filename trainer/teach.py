@@ -169,24 +169,37 @@ def write_jsonl(examples, path):
 def replay_families(info):
     """{family: weight} of the recipe that trained a checkpoint (its `recipe_file`, the last SFT stage of a
     pipeline), or every family equally when it is not known."""
-    from trainer.recipe import load_recipe
     from trainer.tasks import TRAINABLE
-    path = info.get("recipe_file")
-    if path and not os.path.isabs(path):                # recorded relative to the project's root
-        path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), path)
-    if path and os.path.isfile(path):
-        r = load_recipe(path)
-        sft = [st.recipe.sft for st in (r.stages or []) if st.kind == "sft"] or [r.sft]
-        if sft[-1].families:
-            return dict(sft[-1].families)
+    sft = _student_sft(info)
+    if sft is not None and sft.families:
+        return dict(sft.families)
     return {name: 1.0 for name in TRAINABLE}
 
 
-def teach_recipe(student, jsonl, families, steps=None, seed=0):
-    """The fine-tune as a recipe (trainer/recipe.py checks it like any other)."""
+def replay_styles(info):
+    """{pad, distract} of the recipe that trained a checkpoint: its replayed families are written the same
+    way (padded add and sub traces, distracted count questions), so teaching does not unlearn what they
+    taught (v6's 7-8 digit sums). Empty when the recipe is not known."""
+    sft = _student_sft(info)
+    return {} if sft is None else {"pad": sft.pad, "distract": sft.distract}
+
+
+def _student_sft(info):
+    from trainer.recipe import load_recipe
+    path = info.get("recipe_file")
+    if path and not os.path.isabs(path):                # recorded relative to the project's root
+        path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), path)
+    if not (path and os.path.isfile(path)):
+        return None
+    r = load_recipe(path)
+    return ([st.recipe.sft for st in (r.stages or []) if st.kind == "sft"] or [r.sft])[-1]
+
+
+def teach_recipe(student, jsonl, families, steps=None, seed=0, styles=None):
+    """The fine-tune as a recipe (trainer/recipe.py checks it like any other); styles: replay_styles."""
     from trainer.recipe import recipe_from_dict
     total = sum(families.values())
-    sft = {**TEACH, "init": student, "datasets": [jsonl], "families": families, "seed": seed,
+    sft = {**TEACH, **(styles or {}), "init": student, "datasets": [jsonl], "families": families, "seed": seed,
            "dataset_weight": total * TAUGHT_SHARE / (1 - TAUGHT_SHARE)}
     if steps is not None:
         sft["steps"] = steps
