@@ -87,6 +87,22 @@ def test_int8_greedy_next_token_agreement_on_held_out_traces(student):
     assert agree / total >= 0.99, f"int8 agrees with float on {agree}/{total} next tokens"
 
 
+def test_prefill_of_the_last_position_alone_matches_all_positions(student):
+    """A prefill computes its last attention for the last position only (runtime/mla.py last_only): its logits
+    are those of the all-positions pass up to float rounding, and the greedy token the same, on held-out
+    questions of every family (`pytest -s -k last_position` prints the largest difference)."""
+    i8, worst = student[5], 0.0
+    for q in held_out_traces(30):                            # 300 questions
+        ids = i8.encode_prompt(q)
+        i8.reset()
+        last = i8.forward(ids)[-1]
+        every = i8.logits(ids)[-1]
+        worst = max(worst, float(np.abs(last - every).max()))
+        assert last.argmax() == every.argmax(), q
+    print(f"\nlast position alone vs all positions: max |logit diff| {worst:.1e}")
+    assert worst < 1e-4
+
+
 def test_seed_questions_same_text_float_and_int8_mostly(student):
     *_, f32, i8, _ = student
     same = sum("".join(f32.generate(q)) == "".join(i8.generate(q)) for q in SEED_QUESTIONS)

@@ -21,16 +21,17 @@ def make_example(family, rng, split="train", restyle=0.0, places=False, pad=0.0,
     letter (paraphrase.distracted), drawn last too."""
     o = draw_offset(rng) if places else 0
     if family == OUT_OF_SCOPE.name:
-        q = OUT_OF_SCOPE.sample(rng, split)
-        ex = Example(q, reasoning(q, family), REFUSAL, family, offset=o)
+        canonical = OUT_OF_SCOPE.sample(rng, split)
+        answer = REFUSAL
     else:
         p = FAMILIES[family].sample(rng, split)
-        ex = Example(p.question, reasoning(p.question, family, o), p.answer, family, offset=o)
+        canonical, answer = p.question, p.answer
+    question = canonical
     if restyle and rng.random() < restyle:
-        ex = Example(restyled(ex.question, rng), ex.reasoning, ex.answer, family, offset=o)
+        question = restyled(question, rng)
+    width = 0
     if places and pad and family in PAD_FAMILIES and rng.random() < pad:
-        ex = Example(ex.question, reasoning(p.question, family, o, draw_width(rng)), ex.answer, family, offset=o)
+        width = draw_width(rng)
     if distract and family == "count" and rng.random() < distract:
-        q = distracted(ex.question, FAMILIES["count"].parse(p.question)[0], str(rng.choice(WORDS)))
-        ex = Example(q, ex.reasoning, ex.answer, family, offset=o) if q else ex
-    return ex
+        question = distracted(question, FAMILIES["count"].parse(canonical)[0], str(rng.choice(WORDS))) or question
+    return Example(question, reasoning(canonical, family, o, width), answer, family, offset=o)
