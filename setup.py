@@ -26,7 +26,7 @@ setup(
     },
     install_requires=["numpy>=1.24", "msgpack>=1.0.3", "pyyaml>=5.4", "click>=8.0"],
     extras_require={
-        "train": ["tqdm>=4.60", "matplotlib>=3.6"],
+        "train": ["tqdm>=4.60", "matplotlib>=3.6", "threadpoolctl>=3.1"],
         # the kiosk's hardware libraries; on the Pi they come from apt (python3-gpiozero, python3-luma.*)
         "kiosk": KIOSK,
         # lgpio: gpiozero's pin library on a Pi 5, imported on the host to test the service's start

@@ -48,9 +48,24 @@ def _load(path):
         raise click.ClickException(str(e))
 
 
-def _stream(model, question, **kw):
-    """Print one answer as it is decoded, then its figures. Raises TinyR1Error (bad question or options)."""
-    from runtime.tasks import score
+ANSWER_ANYWAY = click.option(
+    "--answer-anyway", is_flag=True,
+    help="Let the model try a question beyond its reach (bigger than it was trained on and measured right "
+         "at, e.g. a 12-digit sum or fib(60)), instead of saying so; its guess is likely wrong.")
+
+
+def _stream(model, question, answer_anyway=False, **kw):
+    """Print one answer as it is decoded, then its figures; a question beyond the model's reach gets
+    BEYOND unless answer_anyway. Raises TinyR1Error (bad question or options)."""
+    from runtime.tasks import families_of, score
+    from runtime.tasks.reach import beyond_completion, reach
+    families = families_of(model)
+    r = reach(question, families, model.provenance)
+    if not r.ok and not answer_anyway:
+        model.encode_prompt(question)          # a character outside the vocabulary is still an error
+        click.echo(beyond_completion())
+        click.echo(f"[not asked: {r.why(families)}; --answer-anyway lets the model try]", err=True)
+        return
     stats, pieces = {}, []
     for piece in model.generate(question, stats=stats, **kw):
         pieces.append(piece)
@@ -72,6 +87,7 @@ def _stream(model, question, **kw):
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
 @click.option("--prompt", required=True, help="The question, e.g. \"What is 47+38?\".")
 @gen_options
+@ANSWER_ANYWAY
 def run(model, prompt, **kw):
     """Stream the answer to one question from a compiled MODEL file."""
     m = _load(model)
@@ -84,13 +100,15 @@ def run(model, prompt, **kw):
 @click.command("chat")
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
 @gen_options
+@ANSWER_ANYWAY
 def chat(model, **kw):
     """Ask questions in a loop (empty line or Ctrl-D ends). A question the model cannot take (a character
     outside its vocabulary, too long for its context) prints an error and the loop goes on."""
     from runtime.generate import check_options
     m = _load(model)
     try:                                   # top_k's bound needs the model: checked once, not per question
-        check_options(**{k: v for k, v in kw.items() if k != "speculative"}, vocab_size=m.tokenizer.vocab_size)
+        check_options(**{k: v for k, v in kw.items() if k not in ("speculative", "answer_anyway")},
+                      vocab_size=m.tokenizer.vocab_size)
     except TinyR1Error as e:
         raise click.ClickException(str(e))
     while True:

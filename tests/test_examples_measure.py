@@ -53,3 +53,10 @@ def test_failures_lists_each_family(student_ckpt_dir):
     out = run("sampled_accuracy.py", "--failures", "--families", "fib,sort", student_ckpt_dir)
     assert re.search(r"^fib: \d+ distinct held-out questions, \d+ answered wrong", out, re.M)
     assert re.search(r"^sort: \d+ distinct held-out questions, \d+ answered wrong", out, re.M)
+
+
+def test_sft_step_times_the_three_settings():
+    out = run("sft_step.py", "--steps", "1")
+    rows = re.findall(r"^  (equal pieces|cheapest cuts|two threads) +([\d.]+) s a step +([\d.]+)x$", out, re.M)
+    assert [r[0] for r in rows] == ["equal pieces", "cheapest cuts", "two threads"], out
+    assert all(float(s) > 0 for _, s, _ in rows) and rows[0][2] == "1.00"

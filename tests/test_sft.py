@@ -85,6 +85,58 @@ def test_batches_mask_only_the_completion():
     assert tok.decode([t for t, m in zip(tokens[1, 1:].tolist(), mask[1]) if m]) == "<answer>2</answer><eos>"
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_cheapest_cuts_is_the_cheapest_of_all_cuttings(seed):
+    import itertools
+    from trainer.data import ATTENTION_PER_TOKEN, cheapest_cuts
+    rng = np.random.default_rng(seed)
+    lengths = sorted(rng.integers(5, 400, int(rng.integers(1, 10))).tolist())
+    k = int(rng.integers(1, 5))
+
+    def cost(cuts):
+        return sum((b - a) * (lengths[b - 1] + lengths[b - 1] ** 2 * ATTENTION_PER_TOKEN) for a, b in cuts)
+    n, every = len(lengths), []
+    for j in range(min(k, n)):
+        for inner in itertools.combinations(range(1, n), j):
+            edges = (0, *inner, n)
+            every.append(list(zip(edges, edges[1:])))
+    got = cheapest_cuts(lengths, k)
+    assert got[0][0] == 0 and got[-1][1] == n and all(a[1] == b[0] for a, b in zip(got, got[1:]))
+    assert 1 <= len(got) <= k and all(a < b for a, b in got)
+    assert cost(got) == pytest.approx(min(map(cost, every)))
+
+
+def test_micro_batches_hold_the_batch_and_give_its_gradient():
+    """Cutting a step into pieces changes the padding, not the examples or (beyond rounding) the gradient."""
+    from runtime.tokenizer import Tokenizer
+    from trainer.config import ModelConfig
+    from trainer.data import Mixture
+    from trainer.model import init_params
+    from trainer.sft import accumulate
+    tok = Tokenizer(places=True)
+    mix = Mixture(tok, {"add": 1, "fib": 1, "sort": 1, "refuse": 1}, seed=3, pad=0.3)
+    pieces = mix.micro_batches(5, 12, 4)
+    assert 2 <= len(pieces) <= 4
+    rows = lambda tm: sorted(tok.decode([t for t in r if t != tok.pad_id]) for r in tm[0].tolist())
+    assert sorted(sum((rows(p) for p in pieces), [])) == rows(mix.batch(5, 12))
+    cfg = ModelConfig(**{**TINY_MODEL, "vocab_size": tok.vocab_size})
+    params = {k: v.astype(np.float64) for k, v in init_params(cfg, 0).items()}
+    one = accumulate(params, cfg, [mix.batch(5, 12)], 0.3, 0.0)     # aux_alpha 0, the default: its
+    # balance loss is a mean over each piece, so with aux_alpha > 0 the cut moves the loss slightly
+    cut = accumulate(params, cfg, pieces, 0.3, 0.0)
+    assert cut[0] == pytest.approx(one[0], rel=1e-12)
+    for k in one[1]:
+        np.testing.assert_allclose(cut[1][k], one[1][k], rtol=1e-9, atol=1e-12)
+    from trainer.sft import micro_batch_threads
+    with micro_batch_threads(1) as pool:                 # on threads: the same bits, whatever finishes first
+        cut = accumulate(params, cfg, pieces, 0.3, 0.0, pool=pool)
+    with micro_batch_threads(3) as pool:
+        threaded = accumulate(params, cfg, pieces, 0.3, 0.0, pool=pool)
+    assert threaded[0] == cut[0] and threaded[3] == cut[3]
+    assert all(np.array_equal(threaded[1][k], cut[1][k]) for k in cut[1])
+    assert all(np.array_equal(a, b) for a, b in zip(threaded[2]["load"], cut[2]["load"]))
+
+
 def run_train(recipe, out, *extra, background=False):
     cmd = [sys.executable, "-m", "tinyr1.cli", "train", "--recipe", recipe, "--out", out, "--no-progress", *extra]
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")

@@ -41,18 +41,26 @@ def mla_forward(p, prefix, cfg, x, cos, sin, kv=None, pos=0):
         kv[0][:, :, pos:pos + T] = k
         kv[1][:, :, pos:pos + T] = v
         k, v = kv[0][:, :, :pos + T], kv[1][:, :, :pos + T]
-    S = k.shape[2]
-    scale = (nope + r) ** -0.5
-    scores = (qf @ k.transpose(0, 1, 3, 2)) * scale                 # (B, H, T, S)
-    causal = np.arange(S)[None, :] > (pos + np.arange(T))[:, None]  # key after query
-    scores = np.where(causal, -np.inf, scores)
-    scores -= scores.max(-1, keepdims=True)
-    prob = np.exp(scores)
-    prob /= prob.sum(-1, keepdims=True)
+    prob = attention_probs(qf, k, pos, (nope + r) ** -0.5)         # (B, H, T, S)
     o = (prob @ v).transpose(0, 2, 1, 3).reshape(B * T, H * vd)     # (N, H*v)
     out = o @ p[prefix + "o_proj"].T
     cache = (x2, qa, qan, c_qn, cn, c_cn, qf, k, v, prob, o, cos, sin, (B, T))
     return out.reshape(B, T, d), cache
+
+
+def attention_probs(qf, k, pos, scale):
+    """Causal softmax(qf k^T * scale): qf (B, H, T, qk), k (B, H, S, qk) -> (B, H, T, S), query t at
+    absolute position pos + t. In place on the one (B, H, T, S) buffer: it is the step's largest array."""
+    T, S = qf.shape[2], k.shape[2]
+    scores = qf @ k.transpose(0, 1, 3, 2)
+    scores *= scale
+    after = np.arange(S)[None, :] > (pos + np.arange(T))[:, None]  # key after query
+    if after.any():
+        scores += np.where(after, -np.inf, 0.0).astype(scores.dtype)
+    scores -= scores.max(-1, keepdims=True)
+    np.exp(scores, out=scores)
+    scores /= scores.sum(-1, keepdims=True)
+    return scores
 
 
 def mla_backward(dout, cache, p, prefix, cfg, grads):
@@ -62,9 +70,12 @@ def mla_backward(dout, cache, p, prefix, cfg, grads):
     scale = (nope + r) ** -0.5
     do = linear_backward(dout.reshape(B * T, -1), o, p[prefix + "o_proj"], grads, prefix + "o_proj")
     do = do.reshape(B, T, H, vd).transpose(0, 2, 1, 3)              # (B, H, T, v)
-    dprob = do @ v.transpose(0, 1, 3, 2)                            # (B, H, T, S)
+    o_heads = o.reshape(B, T, H, vd).transpose(0, 2, 1, 3)
     dv = prob.transpose(0, 1, 3, 2) @ do                            # (B, H, S, v)
-    dscores = prob * (dprob - (dprob * prob).sum(-1, keepdims=True)) * scale
+    dscores = do @ v.transpose(0, 1, 3, 2)                          # dprob (B, H, T, S), then in place:
+    dscores -= (do * o_heads).sum(-1, keepdims=True)                # sum_s prob*dprob = do . o (FlashAttention)
+    dscores *= prob
+    dscores *= scale
     dqf = dscores @ k                                               # (B, H, T, qk)
     dk = dscores.transpose(0, 1, 3, 2) @ qf                         # (B, H, S, qk)
     dq = np.concatenate([dqf[..., :nope], rope_backward(dqf[..., nope:], cos, sin)], axis=-1)

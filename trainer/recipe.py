@@ -29,7 +29,7 @@ class SFTConfig:
     seed: int = 0                     # seeds the init and every batch (batch k uses seed and k)
     steps: int = 3000
     batch_size: int = 64              # sequences per step
-    micro_batches: int = 3            # the step's examples, sorted by length, in this many padded pieces
+    micro_batches: int = 3            # the step's examples, sorted by length, in at most this many padded pieces
     lr: float = 3e-3                  # peak; small models like a high rate
     min_lr: float = 3e-4              # cosine floor
     warmup_steps: int = 100

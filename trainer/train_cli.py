@@ -33,8 +33,11 @@ def keep_freed_memory():
               help="Continue from the run directory's latest checkpoint; reproduces the uninterrupted losses.")
 @click.option("--steps", type=int, default=None,
               help="Stop after this many steps (the LR schedule still follows the recipe's total).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="SFT micro-batches run on this many threads at once, each with a one-thread BLAS; the "
+                   "results do not depend on it [default: every CPU this process may use].")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar (for logs).")
-def train(recipe, out, resume, steps, no_progress):
+def train(recipe, out, resume, steps, threads, no_progress):
     """Train a model from a recipe: cold-start SFT on chain-of-thought traces (a `sft:` recipe),
     GRPO with verifiable rewards from a checkpoint (a `grpo:` recipe), or a pipeline of SFT, GRPO,
     rejection-sampling and distillation stages (a `stages:` recipe such as trainer/recipes/r1.yaml)."""
@@ -54,7 +57,7 @@ def train(recipe, out, resume, steps, no_progress):
                      source=f"{recipe}: grpo")
         else:
             from trainer.sft import run_sft
-            run_sft(r, out, resume=resume, progress=not no_progress, max_steps=steps)
+            run_sft(r, out, resume=resume, progress=not no_progress, max_steps=steps, threads=threads)
     except TinyR1Error as e:
         _fail(e)
 

@@ -24,6 +24,7 @@ from runtime.kiosk.display import TerminalDisplay
 from runtime.kiosk.layout import View, layout, page_count, split_completion
 from runtime.kiosk.service import Watchdog, sd_notify
 from runtime.tasks import families_of, judge
+from runtime.tasks.reach import beyond_completion, reach
 
 log = logging.getLogger("tinyr1.kiosk")
 
@@ -50,7 +51,11 @@ def question_of(cfg, button, press, families):
 
 
 def ask(model, g, question, press, stats):
-    """The kiosk's one generation call (`g`: the config's generation section) -> the model's text pieces."""
+    """The kiosk's one generation call (`g`: the config's generation section) -> the model's text pieces, or
+    the one piece saying that the question is beyond the model's reach (runtime/tasks/reach.py)."""
+    if not reach(question, families_of(model), getattr(model, "provenance", None)).ok:
+        stats.update(prefill_seconds=0.0, decode_seconds=0.0, tokens=0, stop="answer", prompt_tokens=0)
+        return (piece for piece in [beyond_completion()])        # a generator, as generate's: it has close()
     return model.generate(question, max_new_tokens=g.max_new_tokens, temperature=g.temperature, top_k=g.top_k,
                           top_p=g.top_p, seed=(g.seed + press) % (SEED_MAX + 1), stats=stats)
 

@@ -11,6 +11,7 @@ from runtime.tasks.arithmetic import ADD, MUL, SUB
 from runtime.tasks.base import Family, Problem, split_of, subsplit_of
 from runtime.tasks.faq import DEFAULT_FAQ, faq_family, load_faq, pairs_family
 from runtime.tasks.scope import REFUSAL, REFUSAL_THINKING, OutOfScope, is_refusal
+from runtime.tasks.reach import is_beyond
 from runtime.tasks.words import COUNT, SORT
 
 FAMILIES = {f.name: f for f in (ADD, SUB, MUL, COUNT, LINEAR, SPEED, QUADRATIC, FIB, SORT, faq_family())}
@@ -59,7 +60,7 @@ def judge(question, text, cut, families):
     if cut and c.final_answer is None:
         return "cut off", c.answer, expected, fam is not None
     answer = c.final_answer
-    if is_refusal(answer):
+    if is_refusal(answer) or is_beyond(answer):
         return "refused", answer, expected, fam is not None
     if fam is None:
         return "unverifiable", answer, None, False

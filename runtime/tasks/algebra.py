@@ -1,7 +1,7 @@
 """linear (`Solve 3x+5=20`), speed (the train question), quadratic (`Solve x^2-5x+6=0`), fib; phrasings below."""
 import re
 
-from runtime.tasks.base import Family
+from runtime.tasks.base import Family, sized
 from runtime.tasks.phrasing import Phrasings, normal, ordinal, strip_prefix
 
 _SOLVE = ("solve for x", "solve the equation", "solve", "find x if", "what is x if", "find the roots of",
@@ -178,15 +178,20 @@ def _speed_same(got, want):
 LINEAR = Family("linear", "ax+b=c or ax-b=c with a in 1..20, b in 0..99, x in -20..50", "x in 51..100, b in 100..999",
                 _draw_linear, _parse_linear, lambda p: f"x={(p[2] - p[1]) // p[0]}", LINEAR_PHRASINGS,
                 lambda p: {"eq": _linear_eq(p), "eqs": spaced(_linear_eq(p))},
-                lambda got, want: got.strip().replace(" ", "") == want)
+                lambda got, want: got.strip().replace(" ", "") == want,
+                size=sized(lambda p: p[0] <= 20 and abs(p[1]) <= 99 and -20 <= (p[2] - p[1]) // p[0] <= 50,
+                           lambda p: p[0] <= 20 and abs(p[1]) <= 999 and -20 <= (p[2] - p[1]) // p[0] <= 100))
 SPEED = Family("speed", "v = d/t with v in 1..300 km/h, t in 1..12 hours", "v in 301..999 km/h", _draw_speed,
                _parse_speed, lambda p: f"{p[0] // p[1]} km/h", SPEED_PHRASINGS,
                lambda p: {"d": p[0], "t": p[1], "h": "hour" if p[1] == 1 else "hours", "v": p[2] or "train"},
-               _speed_same)
+               _speed_same, size=sized(lambda p: 1 <= p[0] // p[1] <= 300 and p[1] <= 12,
+                                       lambda p: 1 <= p[0] // p[1] <= 999 and p[1] <= 12))
 QUADRATIC = Family("quadratic", "x^2+bx+c=0 with integer roots in -15..20", "a root in 21..30", _draw_quadratic,
                    _parse_quadratic, _quad_answer, QUADRATIC_PHRASINGS,
-                   lambda p: {"eq": quadratic_eq(p), "eqs": spaced(quadratic_eq(p))}, _quad_same, heldout_every=8)
+                   lambda p: {"eq": quadratic_eq(p), "eqs": spaced(quadratic_eq(p))}, _quad_same, heldout_every=8,
+                   size=sized(lambda p: -15 <= p[0] and p[1] <= 20, lambda p: -15 <= p[0] and p[1] <= 30))
 FIB = Family("fib", "fib(n) for n in 0..40 (fib(0)=0, fib(1)=1)", "n in 41..45",
              lambda rng, size: int(rng.integers(0, 41) if size == "train" else rng.integers(41, 46)), _parse_fib,
              lambda n: str(fib(n)), FIB_PHRASINGS, lambda n: {"n": n, "nth": ordinal(n)},
-             lambda got, want: got.strip() == want, every=lambda: range(41))
+             lambda got, want: got.strip() == want, every=lambda: range(41),
+             size=sized(lambda n: n <= 40, lambda n: n <= 45))

@@ -1,7 +1,7 @@
 """add, sub, mul: `What is 47+38?`, `what's 82 minus 47`, `Multiply 23 by 7.` and the rest below."""
 import re
 
-from runtime.tasks.base import Family
+from runtime.tasks.base import Family, sized
 from runtime.tasks.phrasing import Phrasings, normal, strip_prefix
 
 # {a} {s} {b}: operands and the operator symbol; {w}: the operator word
@@ -77,9 +77,16 @@ def _draw_mul(rng, size):
     return int(rng.integers(10000, 100000)), _operand(rng, 2)
 
 
+def _digits(p):
+    return max(len(str(abs(x))) for x in p)
+
+
+_SIZE_ADD = sized(lambda p: _digits(p) <= 6, lambda p: _digits(p) <= 8)
 ADD = Family("add", "a+b with a, b in 0..999,999 (1-6 digits each)", "a of 7-8 digits", _draw_add, _parser("+"),
-             lambda p: str(p[0] + p[1]), PHRASINGS["+"], _fields("+"), int_same)
+             lambda p: str(p[0] + p[1]), PHRASINGS["+"], _fields("+"), int_same, size=_SIZE_ADD)
 SUB = Family("sub", "a-b with a, b in 0..999,999 (1-6 digits each; negative results too)", "a of 7-8 digits",
-             _draw_add, _parser("-"), lambda p: str(p[0] - p[1]), PHRASINGS["-"], _fields("-"), int_same)
+             _draw_add, _parser("-"), lambda p: str(p[0] - p[1]), PHRASINGS["-"], _fields("-"), int_same,
+             size=_SIZE_ADD)
 MUL = Family("mul", "a*b with a in 0..9,999 and b in 0..99", "a of 5 digits", _draw_mul, _parser("*"),
-             lambda p: str(p[0] * p[1]), PHRASINGS["*"], _fields("*"), int_same)
+             lambda p: str(p[0] * p[1]), PHRASINGS["*"], _fields("*"), int_same,
+             size=sized(lambda p: p[0] <= 9999 and p[1] <= 99, lambda p: p[0] <= 99999 and p[1] <= 99))

@@ -20,12 +20,18 @@ class Problem:
     answer: str
 
 
+def sized(train, extrapolate):
+    """A Family.size from two predicates on the parameters: the training range, then the extrapolation's."""
+    return lambda p: "train" if train(p) else "extrapolate" if extrapolate(p) else "beyond"
+
+
 @dataclass(frozen=True)
 class Family:
     """A task family: generator, phrasings, parser, solver and verifier.
 
     `draw(rng, size)` gives the parameters of a problem of size "train" (the training range) or
-    "extrapolate" (one size beyond); `fields(params)` the names its phrasing templates use; `parse(question)`
+    "extrapolate" (one size beyond), and `size(params)` says which of the two a question's parameters are
+    in, or "beyond" both (None: every question is in the training range); `fields(params)` the names its phrasing templates use; `parse(question)`
     reads any accepted phrasing back to the parameters (None when it is not this family's); `same(answer_text,
     canonical)` decides whether a model's answer counts as correct. A problem's split is decided by its
     canonical question, so the same problem is never in training under one phrasing and held out under
@@ -41,6 +47,7 @@ class Family:
     same: Callable = lambda got, want: got.strip() == want
     heldout_every: int = HELDOUT_EVERY
     every: Optional[Callable] = None       # -> every problem's params (fib, faq): all trained, none held out
+    size: Optional[Callable] = None        # params -> "train", "extrapolate" or "beyond" (runtime/tasks/reach.py)
 
     def solve(self, question):
         params = self.parse(question)

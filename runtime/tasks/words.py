@@ -2,7 +2,7 @@
 import os
 import re
 
-from runtime.tasks.base import Family, norm_space
+from runtime.tasks.base import Family, norm_space, sized
 from runtime.tasks.phrasing import Phrasings, normal
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -104,7 +104,9 @@ def _sort_fields(p):
 COUNT = Family("count", "letter a-z in a word of words.txt, words run together or a letter string of 1-20 letters",
                "21-25 letters", _draw_count, _parse_count, lambda p: str(p[1].count(p[0])),
                COUNT_PHRASINGS, lambda p: {"l": p[0], "w": p[1], "L": p[0].upper(), "W": p[1].upper()},
-               lambda got, want: got.strip() == want)
+               lambda got, want: got.strip() == want,
+               size=sized(lambda p: len(p[1]) <= 20, lambda p: len(p[1]) <= 25))
 SORT = Family("sort", "1 to 12 integers in 0..99, repeats allowed", "13 to 16 integers", _draw_sort, _parse_sort,
               lambda p: " ".join(map(str, sorted(p))), SORT_PHRASINGS, _sort_fields,
-              lambda got, want: norm_space(got.replace(",", " ")) == want)
+              lambda got, want: norm_space(got.replace(",", " ")) == want,
+              size=sized(lambda p: len(p) <= 12 and max(p) <= 99, lambda p: len(p) <= 16 and max(p) <= 99))
