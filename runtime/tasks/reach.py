@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from runtime.tasks.base import norm_space
 
 TRUSTED = 0.9                 # issue 18's bar for a size beyond the training range
-BEYOND = "Sorry, that is bigger than I have learned to work out reliably."
+BEYOND = "Sorry, that is beyond what I have learned to work out reliably."
 BEYOND_THINKING = "beyond what I was trained on"
 
 
