@@ -9,7 +9,7 @@ from runtime.errors import DatasetError
 from runtime.tokenizer import PLACES, Tokenizer, mark_answer, mark_places, unmark_answer, unmark_places, unmark_stream
 from trainer.data import sequence
 from trainer.tasks import FAMILIES, load_jsonl, make_example, target, target_text
-from trainer.tasks.cot import OFFSETS, WIDEST, placed, reasoning
+from trainer.tasks.cot import COUNT_WIDEST, OFFSETS, WIDEST, placed, reasoning
 
 EXACT = {
     "What is 47+38?": "<think>b4a7+b3a8 a7+8=15 b4+3+1=8 =b8a5</think><answer>85</answer>",
@@ -95,6 +95,27 @@ def test_distracted_count_questions_put_a_word_before_the_letter_and_keep_trace_
             assert len(ex.question.split()) == len(plain.question.split()) + 1
     assert 60 < changed < 100, changed                 # about half, less the retyped ones without a lone letter
     assert make_example("add", np.random.default_rng(3), distract=1.0) == make_example("add", np.random.default_rng(3))
+
+
+def test_padded_count_traces_start_with_dots_and_keep_answer_and_older_batches():
+    """pad_count: some count traces begin with "." entries, up to COUNT_WIDEST entries in all, before the
+    plain trace; question and answer are the plain ones; pad_count=0 draws nothing (older recipes' batches
+    stay the same), and no other family is padded."""
+    padded, widths = 0, []
+    for seed in range(300):
+        plain = make_example("count", np.random.default_rng(seed), restyle=0.3, distract=0.3)
+        ex = make_example("count", np.random.default_rng(seed), restyle=0.3, distract=0.3, pad_count=0.5)
+        assert (ex.question, ex.answer, ex.offset) == (plain.question, plain.answer, plain.offset)
+        letter, entries = ex.reasoning.split(": ", 1)
+        dots = len(entries) - len(entries.lstrip(". ")) if entries.startswith(".") else 0
+        assert f"{letter}: " + entries[dots:] == plain.reasoning, ex
+        if dots:
+            padded += 1
+            widths.append(len(entries.split()))
+            assert set(entries[:dots]) == {".", " "} and len(entries[dots:].split()) < widths[-1], ex
+    assert 110 < padded < 190 and max(widths) == COUNT_WIDEST and min(widths) > 1, (padded, widths)
+    assert reasoning("How many r in strawberry?", "count", 0, 13) == "r: . . . s t r1 a w b e r2 r3 y"
+    assert make_example("sort", np.random.default_rng(2), pad_count=1.0) == make_example("sort", np.random.default_rng(2))
 
 
 def test_mark_places():

@@ -3,14 +3,15 @@ user JSONL datasets. "refuse" is the out-of-scope questions (runtime/tasks/scope
 refusal as their answer."""
 from runtime.tasks import FAMILIES, OUT_OF_SCOPE, REFUSAL, Family, Problem, family_of, score, split_of  # noqa: F401
 from runtime.tasks.words import WORDS
-from trainer.tasks.cot import PAD_FAMILIES, WRITERS, draw_offset, draw_width, reasoning, target, target_text  # noqa: F401
+from trainer.tasks.cot import (PAD_FAMILIES, WRITERS, draw_count_width, draw_offset, draw_width, reasoning,  # noqa: F401
+                               target, target_text)
 from trainer.tasks.jsonl import Example, load_jsonl  # noqa: F401
 from trainer.tasks.paraphrase import distracted, restyled
 
 TRAINABLE = list(FAMILIES) + [OUT_OF_SCOPE.name]      # what a recipe's `families:` may weight
 
 
-def make_example(family, rng, split="train", restyle=0.0, places=False, pad=0.0, distract=0.0):
+def make_example(family, rng, split="train", restyle=0.0, places=False, pad=0.0, distract=0.0, pad_count=0.0):
     """A fresh Example of `family` (or "refuse") from `split`, with its chain of thought. For a model with
     `places` (runtime/tokenizer.py) question, trace and answer mark places from one random offset
     (Example.offset, trainer/tasks/cot.py). With probability `restyle` its question is retyped with an
@@ -18,7 +19,8 @@ def make_example(family, rng, split="train", restyle=0.0, places=False, pad=0.0,
     need not parse; GRPO keeps restyle 0). With probability `pad` (places only) an add or sub trace is written
     at a wider width, with leading zeros (cot.draw_width); its draw comes last, so pad 0 keeps the batches
     of recipes written before it. With probability `distract` a count question gets a random word before its
-    letter (paraphrase.distracted), drawn last too."""
+    letter (paraphrase.distracted), drawn last too. With probability `pad_count` a count trace starts with
+    "." entries, up to cot.COUNT_WIDEST in all (cot.draw_count_width), drawn after that."""
     o = draw_offset(rng) if places else 0
     if family == OUT_OF_SCOPE.name:
         canonical = OUT_OF_SCOPE.sample(rng, split)
@@ -34,4 +36,6 @@ def make_example(family, rng, split="train", restyle=0.0, places=False, pad=0.0,
         width = draw_width(rng)
     if distract and family == "count" and rng.random() < distract:
         question = distracted(question, FAMILIES["count"].parse(canonical)[0], str(rng.choice(WORDS))) or question
+    if pad_count and family == "count" and rng.random() < pad_count:
+        width = draw_count_width(rng, FAMILIES["count"].parse(canonical)[1])
     return Example(question, reasoning(canonical, family, o, width), answer, family, offset=o)

@@ -23,6 +23,7 @@ OFFSETS = (0.5, 4)             # P(offset 0), and the largest offset (drawn unif
 #                                minis (d=96, 2,500 steps) (0.3, 6) learned neither the range nor beyond it
 PLACE_FAMILIES = ("add", "sub", "mul", "linear", "quadratic")      # the writers that take an offset
 PAD_FAMILIES, WIDEST = ("add", "sub"), 10   # the writers that take a width, and the widest drawn (10 columns)
+COUNT_WIDEST = 30              # the most entries of a padded count trace (issue 17 trains words of 1-20 letters)
 
 
 def digits_rtl(n, width):
@@ -44,6 +45,13 @@ def draw_width(rng):
     zeros; a wider one keeps its own width). Lengths of operand, column run and result up to 10 are thus
     practised on numbers of at most 6 digits, so a copy's length is not learned from the longest number."""
     return int(rng.integers(2, WIDEST + 1))
+
+
+def draw_count_width(rng, word):
+    """The entries of a padded count trace: len(word)+1..COUNT_WIDEST (at least one "." before the word's
+    letters). Runs of 21-30 entries are thus practised on words of at most 20 letters, so the trace's
+    length is not learned from the longest word."""
+    return int(rng.integers(min(len(word) + 1, COUNT_WIDEST), COUNT_WIDEST + 1))
 
 
 def draw_offset(rng):
@@ -119,10 +127,11 @@ def cot_mul(p, o=0):
     return " ".join(out)
 
 
-def cot_count(p):
-    # r in strawberry -> "r: s t r1 a w b e r2 r3 y": the running count appears at each match
+def cot_count(p, width=0):
+    # r in strawberry -> "r: s t r1 a w b e r2 r3 y": the running count appears at each match; at width 13,
+    # "r: . . . s t r1 a w b e r2 r3 y" (a "." entry per missing letter, before the word)
     letter, word = p
-    out, n = [], 0
+    out, n = ["."] * (width - len(word)), 0
     for c in word:
         if c == letter:
             n += 1
@@ -214,7 +223,8 @@ WRITERS = {"add": cot_add, "sub": cot_sub, "mul": cot_mul, "count": cot_count, "
 
 def reasoning(question, family=None, offset=0, width=0):
     """The chain of thought for a question of a known family (or the refusal's, for `family="refuse"`), its
-    place letters starting at PLACES[offset]; add and sub written at least `width` columns wide."""
+    place letters starting at PLACES[offset]; add and sub written at least `width` columns wide, count with
+    at least `width` entries."""
     if family == "refuse":
         return REFUSAL_THINKING
     fam = FAMILIES[family] if family else family_of(question)
@@ -225,6 +235,8 @@ def reasoning(question, family=None, offset=0, width=0):
         raise TaskError(f"{fam.name}: cannot parse the question {question!r}")
     if fam.name in PAD_FAMILIES:
         return WRITERS[fam.name](params, offset, width)
+    if fam.name == "count":
+        return cot_count(params, width)
     if fam.name in PLACE_FAMILIES:
         return WRITERS[fam.name](params, offset)
     return WRITERS[fam.name](params)
