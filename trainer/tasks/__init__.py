@@ -34,8 +34,10 @@ def make_example(family, rng, split="train", restyle=0.0, places=False, pad=0.0,
     width = 0
     if places and pad and family in PAD_FAMILIES and rng.random() < pad:
         width = draw_width(rng)
-    if distract and family == "count" and rng.random() < distract:
-        question = distracted(question, FAMILIES["count"].parse(canonical)[0], str(rng.choice(WORDS))) or question
-    if pad_count and family == "count" and rng.random() < pad_count:
-        width = draw_count_width(rng, FAMILIES["count"].parse(canonical)[1])
+    if family == "count":
+        letter, word = FAMILIES["count"].parse(canonical)
+        if distract and rng.random() < distract:
+            question = distracted(question, letter, str(rng.choice(WORDS))) or question
+        if pad_count and rng.random() < pad_count:
+            width = draw_count_width(rng, word)
     return Example(question, reasoning(canonical, family, o, width), answer, family, offset=o)
