@@ -8,7 +8,7 @@ import pytest
 from runtime.errors import DatasetError
 from runtime.tokenizer import PLACES, Tokenizer, mark_answer, mark_places, unmark_answer, unmark_places, unmark_stream
 from trainer.data import sequence
-from trainer.tasks import FAMILIES, load_jsonl, make_example, target, target_text
+from trainer.tasks import FAMILIES, load_jsonl, make_example, split_of, target, target_text
 from trainer.tasks.cot import COUNT_WIDEST, OFFSETS, WIDEST, placed, reasoning
 
 EXACT = {
@@ -243,3 +243,36 @@ def test_jsonl_errors_name_file_and_line(tmp_path, line, message):
     path.write_text(json.dumps({"question": "Q?", "reasoning": "r", "answer": "A"}) + "\n" + line + "\n")
     with pytest.raises(DatasetError, match=re.escape(str(path) + message)):
         load_jsonl(str(path))
+
+
+def test_drilled_speed_problems_practise_every_division_step_and_keep_older_batches():
+    """speed_facts: a drilled problem takes a step (m, t) drawn uniformly over the 759 steps of speed's range,
+    so a step that speed's own draw makes rare (55/8: 3 in 20,000) is practised as often as any other; the
+    problem stays in its split, in a training phrasing, with the plain trace and answer; no other family
+    draws differently."""
+    from trainer.tasks.cot import divide
+    from trainer.tasks.drill import drilled_speed, steps_index
+    written = {}                                     # the steps cot.divide writes, over the whole range
+    for t in range(1, 13):
+        for v in range(1, 301):
+            for m in re.findall(rf"(\d+)/{t}=", divide(v * t, t).split(": ", 1)[1]):
+                written.setdefault((int(m), t), set()).add(v)
+    assert [(k, set(vs)) for k, vs in steps_index()] == sorted(written.items())
+    speed, drilled, natural = FAMILIES["speed"], {}, {}
+    for seed in range(3000):
+        for counts, facts in ((drilled, 1.0), (natural, 0.0)):
+            ex = make_example("speed", np.random.default_rng(seed), speed_facts=facts)
+            for m in re.findall(r"(\d+/\d+)=", ex.reasoning):
+                counts[m] = counts.get(m, 0) + 1
+            if facts:
+                p = speed.parse(ex.question)
+                assert split_of(speed.phrase(p)) == "train" and speed.size(p) == "train", ex
+                assert ex.reasoning == reasoning(ex.question) and ex.answer == speed.solve(ex.question), ex
+    steps = [f"{m}/{t}" for (m, t), _ in steps_index()]
+    rare = {name: sum(c.get(k, 0) < 3 for k in steps) for name, c in (("drilled", drilled), ("natural", natural))}
+    assert rare["drilled"] < 90 and rare["natural"] > 2 * rare["drilled"], rare    # measured: 59 and 179
+    for seed in range(20):
+        p = drilled_speed(np.random.default_rng(seed), "heldout")
+        assert split_of(speed.phrase(p)) == "heldout"
+    for fam in ("add", "count", "linear"):
+        assert make_example(fam, np.random.default_rng(4), speed_facts=1.0) == make_example(fam, np.random.default_rng(4))

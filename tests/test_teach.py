@@ -146,7 +146,8 @@ def test_teaching_replays_the_families_as_the_student_was_trained():
     from trainer.recipe import load_recipe
     info = {"recipe_file": "trainer/recipes/student-v7.yaml"}
     sft = load_recipe(os.path.join(ROOT, info["recipe_file"])).sft
-    assert teach.replay_styles(info) == {"pad": sft.pad, "distract": sft.distract, "pad_count": sft.pad_count}
+    assert teach.replay_styles(info) == {"pad": sft.pad, "distract": sft.distract, "pad_count": sft.pad_count,
+                                         "speed_facts": sft.speed_facts}
     assert sft.pad > 0
     recipe = teach.teach_recipe("CKPT", "taught.jsonl", teach.replay_families(info), styles=teach.replay_styles(info))
     assert (recipe.sft.pad, recipe.sft.distract, recipe.sft.pad_count, recipe.sft.families) == \

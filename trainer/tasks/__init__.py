@@ -5,13 +5,16 @@ from runtime.tasks import FAMILIES, OUT_OF_SCOPE, REFUSAL, Family, Problem, fami
 from runtime.tasks.words import WORDS
 from trainer.tasks.cot import (PAD_FAMILIES, WRITERS, draw_count_width, draw_offset, draw_width, reasoning,  # noqa: F401
                                target, target_text)
+from trainer.tasks.drill import drilled_speed
 from trainer.tasks.jsonl import Example, load_jsonl  # noqa: F401
 from trainer.tasks.paraphrase import distracted, restyled
 
 TRAINABLE = list(FAMILIES) + [OUT_OF_SCOPE.name]      # what a recipe's `families:` may weight
+TRAIN_SPLITS = ("train", "sft", "rl")                 # phrased in training phrasings (Family.sample)
 
 
-def make_example(family, rng, split="train", restyle=0.0, places=False, pad=0.0, distract=0.0, pad_count=0.0):
+def make_example(family, rng, split="train", restyle=0.0, places=False, pad=0.0, distract=0.0, pad_count=0.0,
+                 speed_facts=0.0):
     """A fresh Example of `family` (or "refuse") from `split`, with its chain of thought. For a model with
     `places` (runtime/tokenizer.py) question, trace and answer mark places from one random offset
     (Example.offset, trainer/tasks/cot.py). With probability `restyle` its question is retyped with an
@@ -20,13 +23,19 @@ def make_example(family, rng, split="train", restyle=0.0, places=False, pad=0.0,
     at a wider width, with leading zeros (cot.draw_width); its draw comes last, so pad 0 keeps the batches
     of recipes written before it. With probability `distract` a count question gets a random word before its
     letter (paraphrase.distracted), drawn last too. With probability `pad_count` a count trace starts with
-    "." entries, up to cot.COUNT_WIDEST in all (cot.draw_count_width), drawn after that."""
+    "." entries, up to cot.COUNT_WIDEST in all (cot.draw_count_width), drawn after that. With probability
+    `speed_facts` a speed problem is drawn for one step of its long division, uniform over all steps
+    (trainer/tasks/drill.py); speed_facts 0 draws nothing, so older recipes keep their batches."""
     o = draw_offset(rng) if places else 0
     if family == OUT_OF_SCOPE.name:
         canonical = OUT_OF_SCOPE.sample(rng, split)
         answer = REFUSAL
     else:
-        p = FAMILIES[family].sample(rng, split)
+        fam = FAMILIES[family]
+        if family == "speed" and speed_facts and rng.random() < speed_facts:      # phrased as fam.sample does
+            p = fam.problem(drilled_speed(rng, split), rng, "train" if split in TRAIN_SPLITS else "canonical")
+        else:
+            p = fam.sample(rng, split)
         canonical, answer = p.question, p.answer
     question = canonical
     if restyle and rng.random() < restyle:
