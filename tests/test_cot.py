@@ -270,7 +270,7 @@ def test_drilled_speed_problems_practise_every_division_step_and_keep_older_batc
                 assert ex.reasoning == reasoning(ex.question) and ex.answer == speed.solve(ex.question), ex
     steps = [f"{m}/{t}" for (m, t), _ in steps_index()]
     rare = {name: sum(c.get(k, 0) < 3 for k in steps) for name, c in (("drilled", drilled), ("natural", natural))}
-    assert rare["drilled"] < 90 and rare["natural"] > 2 * rare["drilled"], rare    # measured: 59 and 179
+    assert rare["drilled"] < 90 and rare["natural"] > 2 * rare["drilled"], rare    # measured: 59 and 179 (seeds 0..2999)
     for seed in range(20):
         p = drilled_speed(np.random.default_rng(seed), "heldout")
         assert split_of(speed.phrase(p)) == "heldout"
