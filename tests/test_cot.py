@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from runtime.errors import DatasetError
+from runtime.errors import DatasetError, TaskError
 from runtime.tokenizer import PLACES, Tokenizer, mark_answer, mark_places, unmark_answer, unmark_places, unmark_stream
 from trainer.data import sequence
 from trainer.tasks import FAMILIES, load_jsonl, make_example, split_of, target, target_text
@@ -95,6 +95,25 @@ def test_distracted_count_questions_put_a_word_before_the_letter_and_keep_trace_
             assert len(ex.question.split()) == len(plain.question.split()) + 1
     assert 60 < changed < 100, changed                 # about half, less the retyped ones without a lone letter
     assert make_example("add", np.random.default_rng(3), distract=1.0) == make_example("add", np.random.default_rng(3))
+
+
+def test_distracting_strings_are_random_letters_not_known_words_and_keep_older_batches():
+    """distract_strings: that share of the distracting words are random strings of 2-10 lowercase letters
+    (no words.txt word), the rest words.txt words; distract_strings=0 draws nothing, so v7-v11's batches stay."""
+    from runtime.tasks.words import WORDS
+    fillers = []
+    for seed in range(300):
+        plain = make_example("count", np.random.default_rng(seed), distract=1.0)
+        ex = make_example("count", np.random.default_rng(seed), distract=1.0, distract_strings=0.5)
+        assert (ex.reasoning, ex.answer) == (plain.reasoning, plain.answer)
+        added = [w for w in ex.question.split() if w not in plain.question.split()]
+        if ex.question != plain.question and len(added) == 1:
+            fillers.append(added[0])
+        assert make_example("count", np.random.default_rng(seed), distract=1.0, distract_strings=0.0) == plain
+    strings = [f for f in fillers if f not in WORDS]
+    assert 100 < len(strings) < 200, len(strings)       # about half of ~300
+    assert all(re.fullmatch("[a-z]{2,10}", f) for f in strings), strings
+    assert {len(f) for f in strings} == set(range(2, 11))
 
 
 def test_padded_count_traces_start_with_dots_and_keep_answer_and_older_batches():
@@ -272,7 +291,9 @@ def test_drilled_speed_problems_practise_every_division_step_and_keep_older_batc
     rare = {name: sum(c.get(k, 0) < 3 for k in steps) for name, c in (("drilled", drilled), ("natural", natural))}
     assert rare["drilled"] < 90 and rare["natural"] > 2 * rare["drilled"], rare    # measured: 59 and 179 (seeds 0..2999)
     for seed in range(20):
-        p = drilled_speed(np.random.default_rng(seed), "heldout")
-        assert split_of(speed.phrase(p)) == "heldout"
+        p = speed.sample(np.random.default_rng(seed), "heldout", draw=drilled_speed)
+        assert split_of(p.question) == "heldout"
+    with pytest.raises(TaskError, match="speed: drilled problems are of the training range, not 'extrapolate'"):
+        speed.sample(np.random.default_rng(0), "extrapolate", draw=drilled_speed)
     for fam in ("add", "count", "linear"):
         assert make_example(fam, np.random.default_rng(4), speed_facts=1.0) == make_example(fam, np.random.default_rng(4))

@@ -22,7 +22,7 @@ def check_families(families, source):
 
 class Mixture:
     def __init__(self, tok, families=None, datasets=(), dataset_weight=1.0, seed=0, source="sft", split="train",
-                 restyle=0.0, pad=0.0, distract=0.0, pad_count=0.0, speed_facts=0.0):
+                 restyle=0.0, pad=0.0, distract=0.0, pad_count=0.0, speed_facts=0.0, distract_strings=0.0):
         weights = dict(families) if families else {name: 1.0 for name in FAMILIES}
         check_families(weights, source)
         self.pool = [ex for path in datasets for ex in load_jsonl(path)]
@@ -37,6 +37,7 @@ class Mixture:
         self.p = np.asarray(w, float) / sum(w)
         self.tok, self.seed, self.split, self.source, self.restyle = tok, seed, split, source, restyle
         self.pad, self.distract, self.pad_count, self.speed_facts = pad, distract, pad_count, speed_facts
+        self.distract_strings = distract_strings
         self.context = None               # set by check_context; then every generated batch is checked
 
     def check_context(self, context, what):
@@ -59,7 +60,7 @@ class Mixture:
                 ex = self.pool[rng.integers(len(self.pool))]
             else:
                 ex = make_example(name, rng, self.split, self.restyle, self.tok.places, self.pad,
-                                  self.distract, self.pad_count, self.speed_facts)
+                                  self.distract, self.pad_count, self.speed_facts, self.distract_strings)
             out.append((ex.question, target_text(ex.reasoning, ex.answer), ex.offset))
         return out
 

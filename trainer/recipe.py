@@ -50,6 +50,8 @@ class SFTConfig:
     #                                   operand, column and result (trainer/tasks/cot.py draw_width; places only)
     distract: float = 0.0             # share of count questions with a random word put before their letter
     #                                   (trainer/tasks/paraphrase.py distracted)
+    distract_strings: float = 0.0     # share of those words that are random letter strings (paraphrase.filler),
+    #                                   not words of words.txt
     pad_count: float = 0.0            # share of count traces begun with "." entries, up to 30 in all
     #                                   (trainer/tasks/cot.py draw_count_width)
     speed_facts: float = 0.0          # share of speed problems drawn for one step of their long division, every
@@ -71,7 +73,8 @@ SFT_RANGES = {
     "min_lr": "[0, 1]", "warmup_steps": "[0, inf)", "weight_decay": "[0, 1]", "beta1": "[0, 1)",
     "beta2": "[0, 1)", "grad_clip": "(0, inf)", "bias_update_speed": "[0, 1]", "aux_alpha": "[0, inf)",
     "mtp_lambda": "[0, inf)", "dataset_weight": "[0, inf)", "restyle": "[0, 1]", "pad": "[0, 1]",
-    "distract": "[0, 1]", "pad_count": "[0, 1]", "speed_facts": "[0, 1]", "kl_weight": "[0, 1]",
+    "distract": "[0, 1]", "pad_count": "[0, 1]", "speed_facts": "[0, 1]", "distract_strings": "[0, 1]",
+    "kl_weight": "[0, 1]",
     "checkpoint_every": "[1, inf)", "log_every": "[1, inf)", "keep_checkpoints": "[1, inf)",
 }
 

@@ -177,13 +177,13 @@ def replay_families(info):
 
 
 def replay_styles(info):
-    """{pad, distract, pad_count, speed_facts} of the recipe that trained a checkpoint: its replayed families
-    are written the same way (padded add, sub and count traces, distracted count questions, drilled speed
-    steps), so teaching does not unlearn what they taught (v6's 7-8 digit sums). Empty when the recipe is not
-    known."""
+    """{pad, distract, pad_count, speed_facts, distract_strings} of the recipe that trained a checkpoint: its
+    replayed families are written the same way (padded add, sub and count traces, distracted count questions,
+    drilled speed steps), so teaching does not unlearn what they taught (v6's 7-8 digit sums). Empty when the
+    recipe is not known."""
     sft = _student_sft(info)
     return {} if sft is None else {"pad": sft.pad, "distract": sft.distract, "pad_count": sft.pad_count,
-                                   "speed_facts": sft.speed_facts}
+                                   "speed_facts": sft.speed_facts, "distract_strings": sft.distract_strings}
 
 
 def _student_sft(info):

@@ -66,21 +66,22 @@ class Family:
             raise TaskError(f"{self.name}: unknown phrasing set {which!r}; use {', '.join(WHICH)}")
         return self.phrasings.pick(rng, which).format(**self.fields(params))
 
-    def sample(self, rng, split, which=None):
+    def sample(self, rng, split, which=None, draw=None):
         """A Problem from split "train", "heldout" (training range, by hash of the canonical question) or
         "extrapolate", phrased from `which` (default: training phrasings for training splits, else the
-        canonical one).
+        canonical one), its parameters drawn by `draw(rng, size)` (default: the family's own draw).
 
         "train" is cut again for the R1 pipeline: "rl" (2 of the 10 hash buckets) holds problems that GRPO
         and rejection sampling use and the cold-start SFT never sees; "sft" is the rest."""
         if split not in SPLITS:
             raise TaskError(f"{self.name}: unknown split {split!r}; use {', '.join(SPLITS)}")
         which = which or ("train" if split in ("train", "sft", "rl") else "canonical")
+        draw = draw or self.draw
         if split == "extrapolate" or self.every is not None:
-            p = self.draw(rng, "extrapolate" if split == "extrapolate" else "train")
+            p = draw(rng, "extrapolate" if split == "extrapolate" else "train")
             return self.problem(p, rng, which)
         for _ in range(10000):
-            p = self.draw(rng, "train")
+            p = draw(rng, "train")
             canonical = self.phrase(p)
             if split_of(canonical, self.heldout_every) == split or \
                     subsplit_of(canonical, self.heldout_every) == split:

@@ -7,14 +7,13 @@ from trainer.tasks.cot import (PAD_FAMILIES, WRITERS, draw_count_width, draw_off
                                target, target_text)
 from trainer.tasks.drill import drilled_speed
 from trainer.tasks.jsonl import Example, load_jsonl  # noqa: F401
-from trainer.tasks.paraphrase import distracted, restyled
+from trainer.tasks.paraphrase import distracted, filler, restyled
 
 TRAINABLE = list(FAMILIES) + [OUT_OF_SCOPE.name]      # what a recipe's `families:` may weight
-TRAIN_SPLITS = ("train", "sft", "rl")                 # phrased in training phrasings (Family.sample)
 
 
 def make_example(family, rng, split="train", restyle=0.0, places=False, pad=0.0, distract=0.0, pad_count=0.0,
-                 speed_facts=0.0):
+                 speed_facts=0.0, distract_strings=0.0):
     """A fresh Example of `family` (or "refuse") from `split`, with its chain of thought. For a model with
     `places` (runtime/tokenizer.py) question, trace and answer mark places from one random offset
     (Example.offset, trainer/tasks/cot.py). With probability `restyle` its question is retyped with an
@@ -22,20 +21,18 @@ def make_example(family, rng, split="train", restyle=0.0, places=False, pad=0.0,
     need not parse; GRPO keeps restyle 0). With probability `pad` (places only) an add or sub trace is written
     at a wider width, with leading zeros (cot.draw_width); its draw comes last, so pad 0 keeps the batches
     of recipes written before it. With probability `distract` a count question gets a random word before its
-    letter (paraphrase.distracted), drawn last too. With probability `pad_count` a count trace starts with
-    "." entries, up to cot.COUNT_WIDEST in all (cot.draw_count_width), drawn after that. With probability
-    `speed_facts` a speed problem is drawn for one step of its long division, uniform over all steps
-    (trainer/tasks/drill.py); speed_facts 0 draws nothing, so older recipes keep their batches."""
+    letter (paraphrase.distracted), drawn last too; with probability `distract_strings` that word is a random
+    letter string (paraphrase.filler), drawn only when distract_strings > 0. With probability `pad_count` a
+    count trace starts with "." entries, up to cot.COUNT_WIDEST in all (cot.draw_count_width), drawn after
+    that. With probability `speed_facts` a speed problem is drawn for one step of its long division, uniform
+    over all steps (trainer/tasks/drill.py); speed_facts 0 draws nothing, so older recipes keep their batches."""
     o = draw_offset(rng) if places else 0
     if family == OUT_OF_SCOPE.name:
         canonical = OUT_OF_SCOPE.sample(rng, split)
         answer = REFUSAL
     else:
-        fam = FAMILIES[family]
-        if family == "speed" and speed_facts and rng.random() < speed_facts:      # phrased as fam.sample does
-            p = fam.problem(drilled_speed(rng, split), rng, "train" if split in TRAIN_SPLITS else "canonical")
-        else:
-            p = fam.sample(rng, split)
+        drilled = family == "speed" and speed_facts and rng.random() < speed_facts
+        p = FAMILIES[family].sample(rng, split, draw=drilled_speed if drilled else None)
         canonical, answer = p.question, p.answer
     question = canonical
     if restyle and rng.random() < restyle:
@@ -46,7 +43,8 @@ def make_example(family, rng, split="train", restyle=0.0, places=False, pad=0.0,
     if family == "count":
         letter, word = FAMILIES["count"].parse(canonical)
         if distract and rng.random() < distract:
-            question = distracted(question, letter, str(rng.choice(WORDS))) or question
+            strings = distract_strings and rng.random() < distract_strings
+            question = distracted(question, letter, filler(rng) if strings else str(rng.choice(WORDS))) or question
         if pad_count and rng.random() < pad_count:
             width = draw_count_width(rng, word)
     return Example(question, reasoning(canonical, family, o, width), answer, family, offset=o)

@@ -151,15 +151,20 @@ def signed_sum(x, y, o=0):
     return cot_sub((pos, neg), o), x + y
 
 
-def divide(n, t):
-    # 300/5 -> "300/5: 3/5=0r3 30/5=6r0 0/5=0r0 =60": long division, one quotient digit per digit of n
-    steps, r, q = [], 0, ""
+def division_steps(n, t):
+    """The dividends m of n/t's long division, one per digit of n: 300/5 -> [3, 30, 0]."""
+    out, r = [], 0
     for c in str(n):
         m = r * 10 + int(c)
-        steps.append(f"{m}/{t}={m // t}r{m % t}")
-        q += str(m // t)
+        out.append(m)
         r = m % t
-    return f"{n}/{t}: " + " ".join(steps) + f" ={int(q)}"
+    return out
+
+
+def divide(n, t):
+    # 300/5 -> "300/5: 3/5=0r3 30/5=6r0 0/5=0r0 =60": long division, one quotient digit per digit of n
+    ms = division_steps(n, t)
+    return f"{n}/{t}: " + " ".join(f"{m}/{t}={m // t}r{m % t}" for m in ms) + f" ={n // t}"
 
 
 def cot_linear(p, o=0):

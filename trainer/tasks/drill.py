@@ -8,21 +8,11 @@ takes it, so the rarest step is practised as often as any other.
 """
 import functools
 
-from runtime.tasks import FAMILIES
+from runtime.errors import TaskError
 from runtime.tasks.algebra import VEHICLES
-from runtime.tasks.base import split_of, subsplit_of
+from trainer.tasks.cot import division_steps
 
 V_MAX, T_MAX = 300, 12                 # speed's training range (runtime/tasks/algebra.py _draw_speed)
-
-
-def division_steps(d, t):
-    """The dividends m of d/t's long division, one per digit of d: 300/5 -> [3, 30, 0]."""
-    out, r = [], 0
-    for c in str(d):
-        m = r * 10 + int(c)
-        out.append(m)
-        r = m % t
-    return out
 
 
 @functools.lru_cache(maxsize=1)
@@ -37,15 +27,11 @@ def steps_index():
     return sorted((k, tuple(vs)) for k, vs in index.items())
 
 
-def drilled_speed(rng, split="train"):
-    """(d, t, vehicle) of a speed problem from `split` (as Family.sample splits it) whose division takes a
-    step drawn uniformly among all steps of the range."""
-    index, speed = steps_index(), FAMILIES["speed"]
-    for _ in range(1000):
-        (m, t), vs = index[int(rng.integers(len(index)))]
-        v = vs[int(rng.integers(len(vs)))]
-        p = (v * t, t, str(rng.choice(VEHICLES)))
-        canonical = speed.phrase(p)
-        if split_of(canonical, speed.heldout_every) == split or subsplit_of(canonical, speed.heldout_every) == split:
-            return p
-    raise ValueError(f"speed: no {split} problem found in 1000 drilled draws")
+def drilled_speed(rng, size="train"):
+    """(d, t, vehicle): a speed problem of the training range whose division takes a step drawn uniformly
+    among all steps of the range; a `draw` for Family.sample, which keeps it in its split."""
+    if size != "train":
+        raise TaskError(f"speed: drilled problems are of the training range, not {size!r}")
+    (_, t), vs = steps_index()[int(rng.integers(len(steps_index())))]
+    v = vs[int(rng.integers(len(vs)))]
+    return v * t, t, str(rng.choice(VEHICLES))

@@ -58,6 +58,13 @@ def distracted(question, letter, filler):
     return None
 
 
+def filler(rng, lo=2, hi=10):
+    """A random lowercase letter string of lo..hi letters, for distracted: a filler that is almost never a word
+    of words.txt, so the letter is found by standing alone, not by the word before it being one training knows
+    (v11, whose fillers were all words.txt words, read "How many letters x ..." as a count of l)."""
+    return "".join(chr(97 + int(c)) for c in rng.integers(26, size=int(rng.integers(lo, hi + 1))))
+
+
 def fields(question):
     """The question's forms, without closing punctuation."""
     q = " ".join(question.split())
