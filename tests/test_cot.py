@@ -99,7 +99,7 @@ def test_distracted_count_questions_put_a_word_before_the_letter_and_keep_trace_
 
 def test_distracting_strings_are_random_letters_not_known_words_and_keep_older_batches():
     """distract_strings: that share of the distracting words are random strings of 2-10 lowercase letters
-    (no words.txt word), the rest words.txt words; distract_strings=0 draws nothing, so v7-v11's batches stay."""
+    (rarely a words.txt word), the rest words.txt words; distract_strings=0 draws nothing, so v7-v11's batches stay."""
     from runtime.tasks.words import WORDS
     fillers = []
     for seed in range(300):

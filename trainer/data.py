@@ -22,7 +22,8 @@ def check_families(families, source):
 
 class Mixture:
     def __init__(self, tok, families=None, datasets=(), dataset_weight=1.0, seed=0, source="sft", split="train",
-                 restyle=0.0, pad=0.0, distract=0.0, pad_count=0.0, speed_facts=0.0, distract_strings=0.0):
+                 **styles):
+        """styles: make_example's options for writing examples (restyle, pad, distract, ...; SFTConfig.styles)."""
         weights = dict(families) if families else {name: 1.0 for name in FAMILIES}
         check_families(weights, source)
         self.pool = [ex for path in datasets for ex in load_jsonl(path)]
@@ -35,9 +36,7 @@ class Mixture:
             raise ConfigError(f"{source}: nothing to train on: every family weight is 0 and the datasets "
                               f"{', '.join(map(str, datasets))} hold no examples")
         self.p = np.asarray(w, float) / sum(w)
-        self.tok, self.seed, self.split, self.source, self.restyle = tok, seed, split, source, restyle
-        self.pad, self.distract, self.pad_count, self.speed_facts = pad, distract, pad_count, speed_facts
-        self.distract_strings = distract_strings
+        self.tok, self.seed, self.split, self.source, self.styles = tok, seed, split, source, styles
         self.context = None               # set by check_context; then every generated batch is checked
 
     def check_context(self, context, what):
@@ -59,8 +58,7 @@ class Mixture:
             if name == "<jsonl>":
                 ex = self.pool[rng.integers(len(self.pool))]
             else:
-                ex = make_example(name, rng, self.split, self.restyle, self.tok.places, self.pad,
-                                  self.distract, self.pad_count, self.speed_facts, self.distract_strings)
+                ex = make_example(name, rng, self.split, places=self.tok.places, **self.styles)
             out.append((ex.question, target_text(ex.reasoning, ex.answer), ex.offset))
         return out
 

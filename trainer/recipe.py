@@ -65,6 +65,13 @@ class SFTConfig:
     log_every: int = 10
     keep_checkpoints: int = 2
 
+    def styles(self):
+        """The options that shape how examples are written (trainer/tasks make_example), by name."""
+        return {k: getattr(self, k) for k in STYLES}
+
+
+STYLES = ("restyle", "pad", "distract", "pad_count", "speed_facts", "distract_strings")
+
 
 # The interval of every numeric SFTConfig field (trainer/config.py check_ranges); min_lr <= lr besides.
 SFT_RANGES = {

@@ -71,7 +71,7 @@ def run_sft(recipe, out_dir, resume=False, progress=True, max_steps=None, thread
         params = init_params(cfg, sc.seed)
         context = (cfg.max_position_embeddings, f"{recipe.path}: model.max_position_embeddings")
     mix = Mixture(tok, sc.families, sc.datasets, sc.dataset_weight, sc.seed, f"{recipe.path}: sft", sc.split,
-                  sc.restyle, sc.pad, sc.distract, sc.pad_count, sc.speed_facts, sc.distract_strings)
+                  **sc.styles())
     teacher = load_teacher(sc.teacher, tok, f"{recipe.path}: sft.teacher") if sc.teacher else None
     if teacher is not None:                              # the teacher reads the same sequences
         context = min(context, (teacher[1].max_position_embeddings, f"max_position_embeddings of the teacher "

@@ -182,8 +182,7 @@ def replay_styles(info):
     drilled speed steps), so teaching does not unlearn what they taught (v6's 7-8 digit sums). Empty when the
     recipe is not known."""
     sft = _student_sft(info)
-    return {} if sft is None else {"pad": sft.pad, "distract": sft.distract, "pad_count": sft.pad_count,
-                                   "speed_facts": sft.speed_facts, "distract_strings": sft.distract_strings}
+    return {} if sft is None else {k: v for k, v in sft.styles().items() if k != "restyle"}
 
 
 def _student_sft(info):

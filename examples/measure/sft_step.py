@@ -36,8 +36,7 @@ def main():
     a = ap.parse_args()
     sc = load_recipe(a.recipe).sft
     params, cfg, tok, _ = checkpoint.load("trainer/checkpoints/student")
-    mix = Mixture(tok, sc.families, sc.datasets, sc.dataset_weight, sc.seed, a.recipe, sc.split, sc.restyle,
-                  sc.pad, sc.distract, sc.pad_count, sc.speed_facts, sc.distract_strings)
+    mix = Mixture(tok, sc.families, sc.datasets, sc.dataset_weight, sc.seed, a.recipe, sc.split, **sc.styles())
     steps = range(1000, 1001 + a.steps)                    # step 1000 warms up, the rest are timed
     settings = {"equal pieces": (lambda s: equal_pieces(mix, s, sc.batch_size, 3), None),
                 "cheapest cuts": (lambda s: mix.micro_batches(s, sc.batch_size, sc.micro_batches), None),

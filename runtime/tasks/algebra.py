@@ -72,9 +72,12 @@ SPEED_PHRASINGS = Phrasings((
 _SPEED_RE = re.compile(r"(\d{1,7}) ?(?:km|kilometers|kilometres) in (\d{1,4}) hours?\b")
 
 
+SPEED_V, SPEED_T = 300, 12            # speed's training range: v in 1..SPEED_V km/h, t in 1..SPEED_T hours
+
+
 def _draw_speed(rng, size):
-    v = int(rng.integers(1, 301)) if size == "train" else int(rng.integers(301, 1000))
-    t = int(rng.integers(1, 13))
+    v = int(rng.integers(1, SPEED_V + 1)) if size == "train" else int(rng.integers(SPEED_V + 1, 1000))
+    t = int(rng.integers(1, SPEED_T + 1))
     return v * t, t, str(rng.choice(VEHICLES))
 
 

@@ -9,10 +9,8 @@ takes it, so the rarest step is practised as often as any other.
 import functools
 
 from runtime.errors import TaskError
-from runtime.tasks.algebra import VEHICLES
+from runtime.tasks.algebra import SPEED_T, SPEED_V, VEHICLES
 from trainer.tasks.cot import division_steps
-
-V_MAX, T_MAX = 300, 12                 # speed's training range (runtime/tasks/algebra.py _draw_speed)
 
 
 @functools.lru_cache(maxsize=1)
@@ -20,8 +18,8 @@ def steps_index():
     """[((m, t), (v, ...)), ...]: every step of the training range with the speeds whose division takes it
     (v ascending); 759 steps."""
     index = {}
-    for t in range(1, T_MAX + 1):
-        for v in range(1, V_MAX + 1):
+    for t in range(1, SPEED_T + 1):
+        for v in range(1, SPEED_V + 1):
             for m in set(division_steps(v * t, t)):
                 index.setdefault((m, t), []).append(v)
     return sorted((k, tuple(vs)) for k, vs in index.items())
