@@ -91,6 +91,9 @@ def test_generation_streams_stops_and_is_reproducible():
     s1 = list(model.generate("What is 1+1?", max_new_tokens=10, temperature=1.0, seed=3))
     assert s1 == list(model.generate("What is 1+1?", max_new_tokens=10, temperature=1.0, seed=3))
     assert len(list(model.generate("What is 1+1?", max_new_tokens=500))) <= 40 - 13   # clipped to the context
+    # the file's default runs to the context's end (v14's fib(45) needs 680 of its 768), not a fixed 512
+    assert model.generation["max_new_tokens"] == 40 and compiled(small_student(max_position_embeddings=900),
+                                                                 random_params(cfg))[0].generation["max_new_tokens"] == 900
     with pytest.raises(ContextOverflowError, match="the prompt is 41 tokens; the model's context holds 40"):
         list(model.generate("x" * 40))
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from runtime.errors import DatasetError, TaskError
+from runtime.tasks.algebra import fib
 from runtime.tokenizer import PLACES, Tokenizer, mark_answer, mark_places, unmark_answer, unmark_places, unmark_stream
 from trainer.data import sequence
 from trainer.tasks import FAMILIES, load_jsonl, make_example, split_of, target, target_text
@@ -137,6 +138,44 @@ def test_padded_count_traces_start_with_dots_and_keep_answer_and_older_batches()
     assert make_example("sort", np.random.default_rng(2), pad_count=1.0) == make_example("sort", np.random.default_rng(2))
 
 
+def test_sort_tally_writes_each_ones_digit_once_with_its_count_and_draws_nothing():
+    """sort_tally: the same question and answer from the same draws (older recipes' batches stay the same),
+    the trace tallied, and a bucket never longer than ten entries however long the list."""
+    assert reasoning("Sort 47 8 44 9 95 90 44", "sort", tally=True) == "0:8x1,9x1 1: 2: 3: 4:4x2,7x1 5: 6: 7: 8: 9:0x1,5x1"
+    assert reasoning("Sort 47 8 44 9 95 90 44", "sort") == "0:8,9 1: 2: 3: 4:4,4,7 5: 6: 7: 8: 9:0,5"
+    assert reasoning("Sort " + " ".join(["3"] * 40), "sort", tally=True).startswith("0:3x40 1: ")
+    for seed in range(50):
+        plain = make_example("sort", np.random.default_rng(seed), "extrapolate")
+        ex = make_example("sort", np.random.default_rng(seed), "extrapolate", sort_tally=True)
+        assert (ex.question, ex.answer, ex.offset) == (plain.question, plain.answer, plain.offset)
+        assert ex.reasoning != plain.reasoning and max(len(b.split(",")) for b in ex.reasoning.split()) <= 10
+        check_steps(ex)
+    for fam in ("add", "count", "fib"):
+        assert make_example(fam, np.random.default_rng(3), sort_tally=True) == make_example(fam, np.random.default_rng(3))
+
+
+def test_fib_sums_write_values_ones_first_and_the_drill_draws_only_when_asked():
+    """fib_sums: the values of the trace ones first with place letters from the example's offset, question
+    and answer unchanged; fib_drill: that share of fib examples are sequences from other starts, none holding
+    one of fib(41..45)'s values, some of zeros counting down from past 45, and fib_drill 0 draws nothing."""
+    assert reasoning("What is fib(10)?", "fib", fib_sums=True) == \
+        "fib(10): a0,10 a1,9 a1,8 a2,7 a3,6 a5,5 a8,4 a3b1,3 a1b2,2 a4b3,1 a5b5,0"
+    assert reasoning("What is fib(4)?", "fib", 2, fib_sums=True) == "fib(4): c0,4 c1,3 c1,2 c2,1 c3,0"
+    assert reasoning("What is fib(10)?", "fib", 2) == "fib(10): 0,10 1,9 1,8 2,7 3,6 5,5 8,4 13,3 21,2 34,1 55,0"
+    drilled, fibs, counts = 0, {fib(n) for n in range(41, 46)}, set()
+    for seed in range(400):
+        plain = make_example("fib", np.random.default_rng(seed))
+        assert make_example("fib", np.random.default_rng(seed), fib_sums=True).question == plain.question
+        ex = make_example("fib", np.random.default_rng(seed), fib_sums=True, fib_drill=0.5)
+        if " if fib(" in ex.question:
+            drilled += 1
+            counts.add(int(ex.reasoning.split()[1].split(",")[1]))
+            assert FAMILIES["fib"].parse(ex.question) is None and int(ex.answer) not in fibs, ex
+        check_steps(ex)
+    assert 150 < drilled < 250 and max(counts) > 45 and min(counts) == 2, (drilled, counts)
+    assert make_example("fib", np.random.default_rng(5), fib_drill=0.0) == make_example("fib", np.random.default_rng(5))
+
+
 def test_mark_places():
     assert mark_places("What is 47+5?") == "What is b4a7+a5?" and mark_places("fib(30)", 2) == "fib(d3c0)"
     assert mark_places("x^2-5x+6=0") == "x^a2-a5x+a6=a0" and mark_places("no digits") == "no digits"
@@ -209,19 +248,27 @@ def check_steps(ex):
                                         and int(a) == s and int(b) == d for a, op, b, n, h in halves), t
         roots = sorted({int(h) for *_, h in halves})
         assert FAMILIES["quadratic"].verify(ex.question, ",".join(f"x={r}" for r in roots))
-    elif ex.family == "fib":
-        steps = [tuple(map(int, s.split(","))) for s in t.split()[1:]]
-        assert [k for _, k in steps] == list(range(len(steps) - 1, -1, -1))
-        vals = [v for v, _ in steps]
-        assert vals[:2] == [0, 1][:len(vals)] and all(c == a + b for a, b, c in zip(vals, vals[1:], vals[2:]))
-        assert str(vals[-1]) == ex.answer
+    elif ex.family == "fib":       # values plain, or ones first with place letters ("a5b5"), beside a countdown
+        steps = [s.split(",") for s in t.split()[1:]]
+        assert [int(k) for _, k in steps] == list(range(len(steps) - 1, -1, -1)), t
+        vals = [int(v) if v.isdigit() else unplace("".join(re.findall(r"[a-z]\d", v)[::-1])) for v, _ in steps]
+        start = re.search(r"fib\(0\)=(\d+) and fib\(1\)=(\d+)", ex.question)     # a drilled sequence
+        assert vals[:2] == ([int(x) for x in start.groups()] if start else [0, 1])[:len(vals)], t
+        assert all(c == a + b for a, b, c in zip(vals, vals[1:], vals[2:])) and str(vals[-1]) == ex.answer, t
     elif ex.family == "count":
         assert str(max([int(w[1:]) for w in t.split()[1:] if len(w) > 1] or [0])) == ex.answer
     elif ex.family == "sort":                          # ten buckets by tens digit, each its ones digits rising
         given = FAMILIES["sort"].parse(ex.question)
         buckets = [w.split(":") for w in t.split()]
         assert [int(k) for k, _ in buckets] == list(range(10)), t
-        got = [10 * int(k) + int(u) for k, us in buckets for u in us.split(",") if us]
+        entries = [(k, u) for k, us in buckets for u in us.split(",") if us]
+        if any("x" in u for _, u in entries):          # tallied: "4x2" is the ones digit 4 twice, each digit once
+            tallies = [(k, *map(int, u.split("x"))) for k, u in entries]
+            assert all(n >= 1 for *_, n in tallies) and all(
+                a[:2] < b[:2] for a, b in zip([(int(k), u) for k, u, _ in tallies],
+                                              [(int(k), u) for k, u, _ in tallies][1:])), t
+            entries = [(k, u) for k, u, n in tallies for _ in range(n)]
+        got = [10 * int(k) + int(u) for k, u in entries]
         assert got == sorted(given) and " ".join(map(str, got)) == ex.answer, t
 
 
@@ -229,17 +276,20 @@ def check_steps(ex):
 @pytest.mark.parametrize("family", list(FAMILIES) + ["refuse"])
 def test_traces_compute_the_right_answer_and_fit_the_context(family, places):
     """Every step of every trace is true, at every place offset, and a whole training sequence (question and
-    answer marked with places for a places model) fits the v2 student's 512-token context."""
+    answer marked with places for a places model) fits the v2 student's 512-token context (fib written with
+    sums, student v14's 768). Places models write sort tallied and fib with sums, half of fib drilled."""
     rng = np.random.default_rng(7)
     tok = Tokenizer(places=places)
     sizes = ("train", "extrapolate") if family not in ("faq", "refuse") else ("train",)
     for split in sizes:
         for _ in range(300 if family != "fib" else 60):
-            ex = make_example(family, rng, split, places=places, pad=0.5 if places else 0.0)
-            assert family == "refuse" or FAMILIES[family].verify(ex.question, ex.answer)
+            ex = make_example(family, rng, split, places=places, pad=0.5 if places else 0.0,
+                              sort_tally=places, fib_sums=places, fib_drill=0.5 if places else 0.0)
+            drilled = " if fib(0)=" in ex.question                # checked by check_steps alone
+            assert family == "refuse" or drilled or FAMILIES[family].verify(ex.question, ex.answer)
             check_steps(ex)
             seq, _ = sequence(tok, ex.question, target_text(ex.reasoning, ex.answer), ex.offset)
-            assert len(seq) - 1 <= 512, ex
+            assert len(seq) - 1 <= (768 if family == "fib" and places else 512), ex
 
 
 def test_jsonl_dataset(tmp_path):

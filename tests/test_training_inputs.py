@@ -199,6 +199,22 @@ def tiny_checkpoint(path, cfg=None, nan=None):
     return str(path)
 
 
+
+def test_sft_context_lengthens_an_init_checkpoints_context_and_needs_an_init(tmp_path):
+    """sft.context: the fine-tune's checkpoints carry the new max_position_embeddings, every weight of the
+    init's shape (RoPE is computed); without init the recipe names model.max_position_embeddings instead."""
+    cfg = small_student()
+    init = tiny_checkpoint(tmp_path / "init", cfg)
+    longer = cfg.max_position_embeddings + 200          # room for the longest add question and trace
+    r = recipe_from_dict({"sft": dict(TINY_SFT, init=init, context=longer)}, "r.yaml")
+    S.run_sft(r, str(tmp_path / "s"), progress=False)
+    params, got, *_ = checkpoint.load(checkpoint.latest(str(tmp_path / "s")))
+    assert got.max_position_embeddings == longer
+    assert {k: v.shape for k, v in params.items()} == {k: v.shape for k, v in checkpoint.load(init)[0].items()}
+    with pytest.raises(ConfigError, match=re.escape("r.yaml: sft: context 300 sets an init checkpoint's context; "
+                                                    "without init, set model.max_position_embeddings")):
+        tiny_recipe(context=300)
+
 def spread_reward(question, completion):
     """Rewards that differ within every group, so each step updates the weights."""
     return float(len(completion) % 5)

@@ -56,6 +56,14 @@ class SFTConfig:
     #                                   (trainer/tasks/cot.py draw_count_width)
     speed_facts: float = 0.0          # share of speed problems drawn for one step of their long division, every
     #                                   step as often as any other (trainer/tasks/drill.py)
+    sort_tally: bool = False          # sort traces write each ones digit once with its count, "4:4x2,7x1"
+    #                                   (trainer/tasks/cot.py cot_sort; issue 18's sorts of 13-16 numbers)
+    fib_sums: bool = False            # fib traces write each value ones first with place letters, "a5b5,0"
+    #                                   (trainer/tasks/cot.py cot_fib; issue 18's fib(41..45))
+    fib_drill: float = 0.0            # share of fib examples that are sequences from other starts, fib(0)=a and
+    #                                   fib(1)=b (trainer/tasks/drill.py drilled_fib): the sums to learn
+    context: int = 0                  # with init: the model's max_position_embeddings raised (or lowered) to
+    #                                   this (no weight changes: RoPE is computed); 0 keeps init's
     places: bool = False              # questions read with place letters (runtime/tokenizer.py mark_places; a
     #                                   property of the model, saved with its tokenizer; init's wins)
     init: str = ""                    # start from this checkpoint's weights (its config wins over `model`)
@@ -70,7 +78,8 @@ class SFTConfig:
         return {k: getattr(self, k) for k in STYLES}
 
 
-STYLES = ("restyle", "pad", "distract", "pad_count", "speed_facts", "distract_strings")
+STYLES = ("restyle", "pad", "distract", "pad_count", "speed_facts", "distract_strings", "sort_tally", "fib_sums",
+          "fib_drill")
 
 
 # The interval of every numeric SFTConfig field (trainer/config.py check_ranges); min_lr <= lr besides.
@@ -81,7 +90,7 @@ SFT_RANGES = {
     "beta2": "[0, 1)", "grad_clip": "(0, inf)", "bias_update_speed": "[0, 1]", "aux_alpha": "[0, inf)",
     "mtp_lambda": "[0, inf)", "dataset_weight": "[0, inf)", "restyle": "[0, 1]", "pad": "[0, 1]",
     "distract": "[0, 1]", "pad_count": "[0, 1]", "speed_facts": "[0, 1]", "distract_strings": "[0, 1]",
-    "kl_weight": "[0, 1]",
+    "fib_drill": "[0, 1]", "context": "[0, inf)", "kl_weight": "[0, 1]",
     "checkpoint_every": "[1, inf)", "log_every": "[1, inf)", "keep_checkpoints": "[1, inf)",
 }
 
@@ -163,6 +172,9 @@ def recipe_from_dict(raw, path="<recipe>"):
     sft = SFTConfig(**check_fields(SFTConfig, raw.get("sft", {}), f"{path}: sft"))
     if sft.init and "model" in raw:
         raise ConfigError(f"{path}: sft.init takes the model from {sft.init}; remove 'model'")
+    if sft.context and not sft.init:
+        raise ConfigError(f"{path}: sft: context {sft.context} sets an init checkpoint's context; without init, "
+                          f"set model.max_position_embeddings")
     check_sft(sft, f"{path}: sft")
     return Recipe(name=name, model=model, sft=sft, path=path, raw=raw)
 

@@ -66,7 +66,10 @@ def run_sft(recipe, out_dir, resume=False, progress=True, max_steps=None, thread
             raise ConfigError(f"{recipe.path}: sft: places=true, but sft.init {sc.init} was trained without place "
                               f"letters in its questions; remove places (a model keeps the tokenizer it was "
                               f"trained with)")
-        context = (cfg.max_position_embeddings, f"max_position_embeddings of {sc.init}")
+        if sc.context:                                   # RoPE is computed: a longer context changes no weight
+            cfg.max_position_embeddings = sc.context
+        context = (cfg.max_position_embeddings, f"{recipe.path}: sft.context" if sc.context else
+                   f"max_position_embeddings of {sc.init}")
     else:
         params = init_params(cfg, sc.seed)
         context = (cfg.max_position_embeddings, f"{recipe.path}: model.max_position_embeddings")

@@ -78,7 +78,8 @@ class LedConfig:
 
 @dataclass
 class GenerationConfig:                   # ranges: runtime.generate.check_options (one rule for every caller)
-    max_new_tokens: int = 512             # clipped to the context left after the question
+    max_new_tokens: Optional[int] = None  # None: the model file's default (its context); always clipped to the
+    #                                       context left after the question
     temperature: float = 0.0              # 0 = greedy, reproducible
     top_k: Optional[int] = None
     top_p: Optional[float] = None

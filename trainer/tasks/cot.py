@@ -15,7 +15,7 @@ trained on 4-6 digit numbers, in every role: successor, lookup, result. The runt
 Each family's trace begins with the problem restated in one canonical form, whatever the phrasing.
 """
 from runtime.tasks import FAMILIES, REFUSAL_THINKING, family_of
-from runtime.tasks.algebra import fib, quadratic_eq
+from runtime.tasks.algebra import quadratic_eq
 from runtime.errors import TaskError
 from runtime.tokenizer import PLACES, mark_places
 
@@ -207,17 +207,41 @@ def halve(n):
     return f"{n}/2={n // 2}"
 
 
-def cot_fib(n):
+def ones_first(n, o=0):
+    """55 -> 'a5b5', 102 -> 'a2b0c1': each digit after its place letter, the ones first (the order in which
+    a sum's digits are found, each from the same letters of its two addends and the carry of the letter
+    before); at offset 1, 'b5c5'."""
+    digits = str(n)[::-1]
+    if len(digits) + o > len(PLACES):
+        raise TaskError(f"{n} at offset {o}: no place letters left past {PLACES[-1]}")
+    return "".join(PLACES[o + i] + d for i, d in enumerate(digits))
+
+
+def cot_fib(n, o=0, sums=False, start=(0, 1)):
     # fib(4) -> "fib(4): 0,4 1,3 1,2 2,1 3,0": fib(0), fib(1), ... each beside a countdown from n. A value
     # depends only on the two before it, and the trace always stops right after ",0".
-    return f"fib({n}): " + " ".join(f"{fib(i)},{n - i}" for i in range(n + 1))
+    # sums (issue 18): each value ones first with place letters, "fib(10): a0,10 a1,9 a1,8 a2,7 a3,6 a5,5 a8,4
+    # a3b1,3 a1b2,2 a4b3,1 a5b5,0", so that a value's digit at letter x is the sum of the two values before
+    # at x and the carry from the letter before: written in the order it is computed. `start`: the first two
+    # values (trainer/tasks/drill.py drilled_fib practises the sums on other values, the countdown past 40).
+    vals = [*start]
+    while len(vals) <= n:
+        vals.append(vals[-1] + vals[-2])
+    show = (lambda v: ones_first(v, o)) if sums else str
+    return f"fib({n}): " + " ".join(f"{show(vals[i])},{n - i}" for i in range(n + 1))
 
 
-def cot_sort(p):
+def cot_sort(p, tally=False):
     # 47 8 44 9 95 90 44 -> "0:8,9 1: 2: 3: 4:4,4,7 5: 6: 7: 8: 9:0,5": the numbers by tens digit, each
     # bucket listing its numbers' ones digits in rising order (a bucket is one digit's lookup, its order a
-    # comparison of single digits); the answer reads the buckets in order: 8 9 44 44 47 90 95
+    # comparison of single digits); the answer reads the buckets in order: 8 9 44 44 47 90 95.
+    # tally (issue 18): each distinct ones digit once, with how often it occurs:
+    # "0:8x1,9x1 1: 2: 3: 4:4x2,7x1 5: 6: 7: 8: 9:0x1,5x1". A bucket then holds at most ten entries however
+    # long the list (v13's sorts of 13-16 numbers lost a repeat in a bucket of 13+ single digits, or in the
+    # answer's copy of "5,5": with distinct entries the answer finds its place by value, not by counting)
     buckets = [sorted(x % 10 for x in p if x // 10 == t) for t in range(10)]
+    if tally:
+        return " ".join(f"{t}:{','.join(f'{u}x{b.count(u)}' for u in sorted(set(b)))}" for t, b in enumerate(buckets))
     return " ".join(f"{t}:{','.join(map(str, b))}" for t, b in enumerate(buckets))
 
 
@@ -226,10 +250,11 @@ WRITERS = {"add": cot_add, "sub": cot_sub, "mul": cot_mul, "count": cot_count, "
            "faq": lambda p: "recall"}
 
 
-def reasoning(question, family=None, offset=0, width=0):
+def reasoning(question, family=None, offset=0, width=0, tally=False, fib_sums=False):
     """The chain of thought for a question of a known family (or the refusal's, for `family="refuse"`), its
     place letters starting at PLACES[offset]; add and sub written at least `width` columns wide, count with
-    at least `width` entries."""
+    at least `width` entries, sort with each ones digit tallied when `tally`, fib's values ones first with
+    place letters when `fib_sums`."""
     if family == "refuse":
         return REFUSAL_THINKING
     fam = FAMILIES[family] if family else family_of(question)
@@ -242,6 +267,10 @@ def reasoning(question, family=None, offset=0, width=0):
         return WRITERS[fam.name](params, offset, width)
     if fam.name == "count":
         return cot_count(params, width)
+    if fam.name == "sort":
+        return cot_sort(params, tally)
+    if fam.name == "fib":
+        return cot_fib(params, offset, fib_sums)
     if fam.name in PLACE_FAMILIES:
         return WRITERS[fam.name](params, offset)
     return WRITERS[fam.name](params)

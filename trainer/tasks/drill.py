@@ -1,4 +1,5 @@
-"""Speed problems drawn so that every long-division step is practised (recipe option `speed_facts`).
+"""Drills: speed problems drawn so that every long-division step is practised (recipe option
+`speed_facts`), and Fibonacci-like sequences from other starts, to practise fib's sums (`fib_drill`).
 
 Speed's own draw (v in 1..300 km/h, t in 1..12 hours, d = v*t) makes a step m/t of d's long division
 (trainer/tasks/cot.py divide) as common as the distances that lead to it: in 20,000 training problems 55/8
@@ -7,6 +8,8 @@ problem picks a step (m, t) uniformly among all the steps the range holds, then 
 takes it, so the rarest step is practised as often as any other.
 """
 import functools
+
+import numpy as np
 
 from runtime.errors import TaskError
 from runtime.tasks.algebra import SPEED_T, SPEED_V, VEHICLES
@@ -33,3 +36,32 @@ def drilled_speed(rng, size="train"):
     (_, t), vs = steps_index()[int(rng.integers(len(steps_index())))]
     v = vs[int(rng.integers(len(vs)))]
     return v * t, t, str(rng.choice(VEHICLES))
+
+
+FIB_DRILL = "What is fib({k}) if fib(0)={a} and fib(1)={b}?"
+FIB_DRILL_DIGITS, FIB_DRILL_STEPS = 10, 10    # the longest start, and the most values after it
+FIB_DRILL_ZEROS, FIB_DRILL_COUNT = 0.2, 60    # the share of sequences of zeros, and their largest k
+
+
+def drilled_fib(rng):
+    """(k, a, b): a Fibonacci-like sequence from fib(0) = a, fib(1) = b, asked for fib(k). Mostly a and b
+    of 1-10 digits (b within a digit of a) and k = 2..10, whose values reach 11 digits: fib's own trace lists
+    one sequence, so its sums can be recalled rather than computed (v13 answered none of fib(41..45)); here
+    the values are random and the sum is the only thing to learn. A share FIB_DRILL_ZEROS are sequences of
+    zeros (a = b = 0) with k = 11..60: their traces are short, and practise the countdown from past 40 (a first
+    v14 run without them counted fib(42)'s countdown 42, 21, 20, ...). fib's own values never occur. Not a
+    question the runtime parses: training only."""
+    if rng.random() < FIB_DRILL_ZEROS:
+        return int(rng.integers(11, FIB_DRILL_COUNT + 1)), 0, 0
+    d = int(rng.integers(1, FIB_DRILL_DIGITS + 1))
+    e = int(np.clip(d + rng.integers(-1, 2), 1, FIB_DRILL_DIGITS))
+    a = int(rng.integers(0 if d == 1 else 10 ** (d - 1), 10 ** d))
+    b = int(rng.integers(0 if e == 1 else 10 ** (e - 1), 10 ** e))
+    return int(rng.integers(2, FIB_DRILL_STEPS + 1)), a, b
+
+
+def fib_from(k, a, b):
+    """fib(k) of the sequence with fib(0) = a, fib(1) = b, fib(i) = fib(i-1) + fib(i-2)."""
+    for _ in range(k):
+        a, b = b, a + b
+    return a
