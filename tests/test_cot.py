@@ -176,6 +176,25 @@ def test_fib_sums_write_values_ones_first_and_the_drill_draws_only_when_asked():
     assert make_example("fib", np.random.default_rng(5), fib_drill=0.0) == make_example("fib", np.random.default_rng(5))
 
 
+
+def test_long_fib_drills_run_20_steps_or_more_hold_no_fibonacci_number_and_fit_the_context():
+    """fib_drill_long: that share of drilled sequences start in 0..99 and run 20-45 steps (fewer where their
+    values pass 480 characters), none holding a Fibonacci number of fib(20) or more (none is fib's own,
+    shifted), within 768 tokens; fib_drill_long 0 draws nothing."""
+    tok, big, steps = Tokenizer(places=True), {fib(n) for n in range(20, 61)}, []
+    for seed in range(300):
+        ex = make_example("fib", np.random.default_rng(seed), places=True, restyle=0.3, fib_sums=True,
+                          fib_drill=1.0, fib_drill_long=1.0)
+        check_steps(ex)
+        vals = [unplace("".join(re.findall(r"[a-z]\d", v.split(",")[0])[::-1])) for v in ex.reasoning.split()[1:]]
+        steps.append(len(vals) - 1)
+        assert vals[0] < 100 and vals[1] < 100 and not big & set(vals), ex
+        assert len(sequence(tok, ex.question, target_text(ex.reasoning, ex.answer), ex.offset)[0]) - 1 <= 768, ex
+    assert min(steps) == 20 and max(steps) >= 35, steps      # 480 characters of values end the longest
+    plain = make_example("fib", np.random.default_rng(8), places=True, fib_sums=True, fib_drill=1.0)
+    assert make_example("fib", np.random.default_rng(8), places=True, fib_sums=True, fib_drill=1.0,
+                        fib_drill_long=0.0) == plain
+
 def test_mark_places():
     assert mark_places("What is 47+5?") == "What is b4a7+a5?" and mark_places("fib(30)", 2) == "fib(d3c0)"
     assert mark_places("x^2-5x+6=0") == "x^a2-a5x+a6=a0" and mark_places("no digits") == "no digits"

@@ -149,7 +149,8 @@ def test_teaching_replays_the_families_as_the_student_was_trained():
     assert teach.replay_styles(info) == {"pad": sft.pad, "distract": sft.distract, "pad_count": sft.pad_count,
                                          "speed_facts": sft.speed_facts,
                                          "distract_strings": sft.distract_strings, "sort_tally": sft.sort_tally,
-                                         "fib_sums": sft.fib_sums, "fib_drill": sft.fib_drill}
+                                         "fib_sums": sft.fib_sums, "fib_drill": sft.fib_drill,
+                                         "fib_drill_long": sft.fib_drill_long}
     assert sft.pad > 0
     recipe = teach.teach_recipe("CKPT", "taught.jsonl", teach.replay_families(info), styles=teach.replay_styles(info))
     assert (recipe.sft.pad, recipe.sft.distract, recipe.sft.pad_count, recipe.sft.families) == \

@@ -14,7 +14,7 @@ TRAINABLE = list(FAMILIES) + [OUT_OF_SCOPE.name]      # what a recipe's `familie
 
 def make_example(family, rng, split="train", restyle=0.0, places=False, pad=0.0, distract=0.0, pad_count=0.0,
                  speed_facts=0.0, distract_strings=0.0, sort_tally=False, fib_sums=False,
-                 fib_drill=0.0):
+                 fib_drill=0.0, fib_drill_long=0.0):
     """A fresh Example of `family` (or "refuse") from `split`, with its chain of thought. For a model with
     `places` (runtime/tokenizer.py) question, trace and answer mark places from one random offset
     (Example.offset, trainer/tasks/cot.py). With probability `restyle` its question is retyped with an
@@ -30,13 +30,13 @@ def make_example(family, rng, split="train", restyle=0.0, places=False, pad=0.0,
     With `sort_tally` a sort trace writes each ones digit once with its count (cot.cot_sort), with `fib_sums` a
     fib trace its values ones first with place letters (cot.cot_fib); neither draws. With probability
     `fib_drill` a fib example is a sequence from another start (trainer/tasks/drill.py drilled_fib), drawn
-    only when fib_drill > 0."""
+    only when fib_drill > 0, and a share `fib_drill_long` of those a long one (drill.long_fib)."""
     o = draw_offset(rng) if places else 0
     if family == OUT_OF_SCOPE.name:
         canonical = OUT_OF_SCOPE.sample(rng, split)
         answer = REFUSAL
     elif family == "fib" and fib_drill and rng.random() < fib_drill:
-        k, a, b = drilled_fib(rng)
+        k, a, b = drilled_fib(rng, fib_drill_long)
         question = FIB_DRILL.format(k=k, a=a, b=b)
         if restyle and rng.random() < restyle:
             question = restyled(question, rng)

@@ -12,7 +12,7 @@ import functools
 import numpy as np
 
 from runtime.errors import TaskError
-from runtime.tasks.algebra import SPEED_T, SPEED_V, VEHICLES
+from runtime.tasks.algebra import SPEED_T, SPEED_V, VEHICLES, fib
 from trainer.tasks.cot import division_steps
 
 
@@ -41,16 +41,20 @@ def drilled_speed(rng, size="train"):
 FIB_DRILL = "What is fib({k}) if fib(0)={a} and fib(1)={b}?"
 FIB_DRILL_DIGITS, FIB_DRILL_STEPS = 10, 10    # the longest start, and the most values after it
 FIB_DRILL_ZEROS, FIB_DRILL_COUNT = 0.2, 60    # the share of sequences of zeros, and their largest k
+FIB_VALUES = {fib(n) for n in range(20, 61)}
 
 
-def drilled_fib(rng):
+def drilled_fib(rng, long=0.0):
     """(k, a, b): a Fibonacci-like sequence from fib(0) = a, fib(1) = b, asked for fib(k). Mostly a and b
     of 1-10 digits (b within a digit of a) and k = 2..10, whose values reach 11 digits: fib's own trace lists
     one sequence, so its sums can be recalled rather than computed (v13 answered none of fib(41..45)); here
     the values are random and the sum is the only thing to learn. A share FIB_DRILL_ZEROS are sequences of
     zeros (a = b = 0) with k = 11..60: their traces are short, and practise the countdown from past 40 (a first
     v14 run without them counted fib(42)'s countdown 42, 21, 20, ...). fib's own values never occur. Not a
-    question the runtime parses: training only."""
+    question the runtime parses: training only. With probability `long` (drawn only when long > 0) the
+    sequence is a long one instead (long_fib)."""
+    if long and rng.random() < long:
+        return long_fib(rng)
     if rng.random() < FIB_DRILL_ZEROS:
         return int(rng.integers(11, FIB_DRILL_COUNT + 1)), 0, 0
     d = int(rng.integers(1, FIB_DRILL_DIGITS + 1))
@@ -58,6 +62,22 @@ def drilled_fib(rng):
     a = int(rng.integers(0 if d == 1 else 10 ** (d - 1), 10 ** d))
     b = int(rng.integers(0 if e == 1 else 10 ** (e - 1), 10 ** e))
     return int(rng.integers(2, FIB_DRILL_STEPS + 1)), a, b
+
+
+FIB_LONG_STEPS, FIB_LONG_CHARS = (20, 45), 480     # k of a long sequence; the most characters of its values
+
+
+def long_fib(rng):
+    """(k, a, b): fib(0) = a and fib(1) = b in 0..99, k = 20..45, as long as fib's own traces (v14 summed
+    short drilled sequences right but lost carries and the countdown past ~470 tokens, where only fib's own
+    traces had been). Redrawn while a value is a Fibonacci number of fib(20) or more (so no sequence is fib's
+    own, shifted, and none holds fib(41..45)) or its values, written with place letters, pass FIB_LONG_CHARS."""
+    for _ in range(1000):
+        k, a, b = int(rng.integers(FIB_LONG_STEPS[0], FIB_LONG_STEPS[1] + 1)), *map(int, rng.integers(0, 100, 2))
+        vals = [fib_from(i, a, b) for i in range(k + 1)]
+        if not FIB_VALUES & set(vals) and 2 * sum(len(str(v)) for v in vals) <= FIB_LONG_CHARS:
+            return k, a, b
+    raise TaskError("fib: no long drill sequence found in 1000 draws")
 
 
 def fib_from(k, a, b):
