@@ -10,7 +10,7 @@ from runtime.tasks.algebra import fib
 from runtime.tokenizer import PLACES, Tokenizer, mark_answer, mark_places, unmark_answer, unmark_places, unmark_stream
 from trainer.data import sequence
 from trainer.tasks import FAMILIES, load_jsonl, make_example, split_of, target, target_text
-from trainer.tasks.cot import COUNT_WIDEST, OFFSETS, WIDEST, placed, reasoning
+from trainer.tasks.cot import COUNT_WIDEST, OFFSETS, SORT_TRACES, WIDEST, placed, reasoning
 
 EXACT = {
     "What is 47+38?": "<think>b4a7+b3a8 a7+8=15 b4+3+1=8 =b8a5</think><answer>85</answer>",
@@ -139,19 +139,36 @@ def test_padded_count_traces_start_with_dots_and_keep_answer_and_older_batches()
 
 
 def test_sort_tally_writes_each_ones_digit_once_with_its_count_and_draws_nothing():
-    """sort_tally: the same question and answer from the same draws (older recipes' batches stay the same),
+    """sort_trace tally: the same question and answer from the same draws (older recipes' batches stay the same),
     the trace tallied, and a bucket never longer than ten entries however long the list."""
-    assert reasoning("Sort 47 8 44 9 95 90 44", "sort", tally=True) == "0:8x1,9x1 1: 2: 3: 4:4x2,7x1 5: 6: 7: 8: 9:0x1,5x1"
+    assert reasoning("Sort 47 8 44 9 95 90 44", "sort", sort_trace="tally") == "0:8x1,9x1 1: 2: 3: 4:4x2,7x1 5: 6: 7: 8: 9:0x1,5x1"
     assert reasoning("Sort 47 8 44 9 95 90 44", "sort") == "0:8,9 1: 2: 3: 4:4,4,7 5: 6: 7: 8: 9:0,5"
-    assert reasoning("Sort " + " ".join(["3"] * 40), "sort", tally=True).startswith("0:3x40 1: ")
+    assert reasoning("Sort " + " ".join(["3"] * 40), "sort", sort_trace="tally").startswith("0:3x40 1: ")
     for seed in range(50):
         plain = make_example("sort", np.random.default_rng(seed), "extrapolate")
-        ex = make_example("sort", np.random.default_rng(seed), "extrapolate", sort_tally=True)
+        ex = make_example("sort", np.random.default_rng(seed), "extrapolate", sort_trace="tally")
         assert (ex.question, ex.answer, ex.offset) == (plain.question, plain.answer, plain.offset)
         assert ex.reasoning != plain.reasoning and max(len(b.split(",")) for b in ex.reasoning.split()) <= 10
         check_steps(ex)
     for fam in ("add", "count", "fib"):
-        assert make_example(fam, np.random.default_rng(3), sort_tally=True) == make_example(fam, np.random.default_rng(3))
+        assert make_example(fam, np.random.default_rng(3), sort_trace="tally") == make_example(fam, np.random.default_rng(3))
+
+
+def test_sort_radix_passes_whole_numbers_by_ones_then_tens_and_draws_nothing():
+    """sort_trace radix: the same question and answer from the same draws, a ones pass in the question's
+    order and a tens pass reading it; a list of single digits keeps each ones bucket to equal numbers."""
+    assert reasoning("Sort 47 8 44 9 95 90 44", "sort", sort_trace="radix") == (
+        "ones 0:90 1: 2: 3: 4:44,44 5:95 6: 7:47 8:8 9:9 tens 0:8,9 1: 2: 3: 4:44,44,47 5: 6: 7: 8: 9:90,95")
+    digits = reasoning("Sort 5 0 3 2 0 7 4 4 8 7 6 9 4 2 2 9", "sort", sort_trace="radix")
+    assert digits.startswith("ones 0:0,0 1: 2:2,2,2 3:3 4:4,4,4 5:5 6:6 7:7,7 8:8 9:9,9 tens 0:0,0,2,2,2,3,4,4,4,5,")
+    for seed in range(50):
+        plain = make_example("sort", np.random.default_rng(seed), "extrapolate", places=True)
+        ex = make_example("sort", np.random.default_rng(seed), "extrapolate", places=True, sort_trace="radix")
+        assert (ex.question, ex.answer, ex.offset) == (plain.question, plain.answer, plain.offset)
+        assert ex.reasoning.startswith("ones 0:") and " tens 0:" in ex.reasoning
+        check_steps(ex)
+    for fam in ("add", "count", "fib"):
+        assert make_example(fam, np.random.default_rng(3), sort_trace="radix") == make_example(fam, np.random.default_rng(3))
 
 
 def test_fib_sums_write_values_ones_first_and_the_drill_draws_only_when_asked():
@@ -276,6 +293,19 @@ def check_steps(ex):
         assert all(c == a + b for a, b, c in zip(vals, vals[1:], vals[2:])) and str(vals[-1]) == ex.answer, t
     elif ex.family == "count":
         assert str(max([int(w[1:]) for w in t.split()[1:] if len(w) > 1] or [0])) == ex.answer
+    elif ex.family == "sort" and t.startswith("ones "):    # radix: a ones pass, then a tens pass reading it
+        given = FAMILIES["sort"].parse(ex.question)
+        ones, tens = (([int(k), [int(x) for x in xs.split(",") if xs]] for k, xs in (w.split(":") for w in half.split()))
+                      for half in t[len("ones "):].split(" tens "))
+        ones, tens = list(ones), list(tens)
+        assert [k for k, _ in ones] == [k for k, _ in tens] == list(range(10)), t
+        assert all(x % 10 == u for u, xs in ones for x in xs) and all(x // 10 == k for k, xs in tens for x in xs), t
+        # each ones bucket keeps the question's order, and the tens pass keeps the ones pass's
+        assert all(xs == [x for x in given if x % 10 == u] for u, xs in ones), t
+        read = [x for _, xs in ones for x in xs]
+        assert all(xs == [x for x in read if x // 10 == k] for k, xs in tens), t
+        got = [x for _, xs in tens for x in xs]
+        assert got == sorted(given) and " ".join(map(str, got)) == ex.answer, t
     elif ex.family == "sort":                          # ten buckets by tens digit, each its ones digits rising
         given = FAMILIES["sort"].parse(ex.question)
         buckets = [w.split(":") for w in t.split()]
@@ -296,14 +326,15 @@ def check_steps(ex):
 def test_traces_compute_the_right_answer_and_fit_the_context(family, places):
     """Every step of every trace is true, at every place offset, and a whole training sequence (question and
     answer marked with places for a places model) fits the v2 student's 512-token context (fib written with
-    sums, student v14's 768). Places models write sort tallied and fib with sums, half of fib drilled."""
+    sums, student v14's 768). Sort is written in each of its traces; places models write fib with sums, half
+    of it drilled."""
     rng = np.random.default_rng(7)
     tok = Tokenizer(places=places)
     sizes = ("train", "extrapolate") if family not in ("faq", "refuse") else ("train",)
     for split in sizes:
-        for _ in range(300 if family != "fib" else 60):
+        for i in range(300 if family != "fib" else 60):
             ex = make_example(family, rng, split, places=places, pad=0.5 if places else 0.0,
-                              sort_tally=places, fib_sums=places, fib_drill=0.5 if places else 0.0)
+                              sort_trace=SORT_TRACES[i % 3], fib_sums=places, fib_drill=0.5 if places else 0.0)
             drilled = " if fib(0)=" in ex.question                # checked by check_steps alone
             assert family == "refuse" or drilled or FAMILIES[family].verify(ex.question, ex.answer)
             check_steps(ex)

@@ -74,3 +74,14 @@ def test_division_facts_reach_every_step_and_back_the_readme():
     assert [step for step, _ in claims] == ["55/8", "23/4", "41/8", "40/8"], claims
     for step, k in claims:
         assert printed.get(step) == k, (step, k, printed)
+
+
+def test_fib_drills_count_what_they_print(student_ckpt_dir):
+    """fib_drills.py asks what its options say (drills, near starts within --near steps, far starts) and
+    its totals add up its per-question lines."""
+    out = run("fib_drills.py", student_ckpt_dir, "--drills", "4", "--near", "8", "--far", "1")
+    groups = re.findall(r"^(\S.*): (\d+)/(\d+) right$", out, re.M)
+    assert [int(n) for _, _, n in groups] == [4, 3, 1], out          # near: fib(41) from fib(33), 41..42 from 34
+    lines = re.findall(r"^  fib\((\d+)\) if fib\(0\)=(\d+), fib\(1\)=(\d+): (right|wrong)", out, re.M)
+    assert len(lines) == 8 and [int(k) for k, *_ in lines[4:]] == [8, 7, 8, 20], lines
+    assert sum(r == "right" for *_, r in lines) == sum(int(k) for _, k, _ in groups)

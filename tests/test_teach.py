@@ -148,7 +148,7 @@ def test_teaching_replays_the_families_as_the_student_was_trained():
     sft = load_recipe(os.path.join(ROOT, info["recipe_file"])).sft
     assert teach.replay_styles(info) == {"pad": sft.pad, "distract": sft.distract, "pad_count": sft.pad_count,
                                          "speed_facts": sft.speed_facts,
-                                         "distract_strings": sft.distract_strings, "sort_tally": sft.sort_tally,
+                                         "distract_strings": sft.distract_strings, "sort_trace": sft.sort_trace,
                                          "fib_sums": sft.fib_sums, "fib_drill": sft.fib_drill,
                                          "fib_drill_long": sft.fib_drill_long}
     assert sft.pad > 0

@@ -57,6 +57,7 @@ def test_every_numeric_field_has_a_range(cls, ranges):
     ("sft", {"steps": 0}, "sft: steps=0: must be an integer >= 1"),
     ("sft", {"batch_size": 0}, "sft: batch_size=0: must be an integer >= 1"),
     ("sft", {"micro_batches": 0}, "sft: micro_batches=0: must be an integer >= 1"),
+    ("sft", {"sort_trace": "radx"}, "sft: sort_trace='radx': must be one of buckets, tally, radix"),
     ("sft", {"grad_clip": 0}, "sft: grad_clip=0.0: must be a finite number > 0"),
     ("sft", {"kl_weight": float("nan")}, "sft: kl_weight=nan: must be a number in [0, 1]"),
     ("sft", {"mtp_lambda": -1}, "sft: mtp_lambda=-1.0: must be a finite number >= 0"),

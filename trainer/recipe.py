@@ -22,6 +22,7 @@ from trainer.config import ModelConfig, check_weights
 from trainer.data import check_families
 from trainer.grpo import GRPO_RANGES, GRPOConfig
 from trainer.rejection import RejectionConfig, check_rejection
+from trainer.tasks.cot import SORT_TRACES
 
 
 @dataclass
@@ -56,8 +57,9 @@ class SFTConfig:
     #                                   (trainer/tasks/cot.py draw_count_width)
     speed_facts: float = 0.0          # share of speed problems drawn for one step of their long division, every
     #                                   step as often as any other (trainer/tasks/drill.py)
-    sort_tally: bool = False          # sort traces write each ones digit once with its count, "4:4x2,7x1"
-    #                                   (trainer/tasks/cot.py cot_sort; issue 18's sorts of 13-16 numbers)
+    sort_trace: str = "buckets"       # how sort traces are written (trainer/tasks/cot.py cot_sort; issue 18's
+    #                                   sorts of 13-16 numbers): buckets "4:4,4,7", tally "4:4x2,7x1" (v14), or
+    #                                   radix, a ones pass then a tens pass of whole numbers "4:44,44,47" (v17)
     fib_sums: bool = False            # fib traces write each value ones first with place letters, "a5b5,0"
     #                                   (trainer/tasks/cot.py cot_fib; issue 18's fib(41..45))
     fib_drill: float = 0.0            # share of fib examples that are sequences from other starts, fib(0)=a and
@@ -80,7 +82,7 @@ class SFTConfig:
         return {k: getattr(self, k) for k in STYLES}
 
 
-STYLES = ("restyle", "pad", "distract", "pad_count", "speed_facts", "distract_strings", "sort_tally", "fib_sums",
+STYLES = ("restyle", "pad", "distract", "pad_count", "speed_facts", "distract_strings", "sort_trace", "fib_sums",
           "fib_drill", "fib_drill_long")
 
 
@@ -185,6 +187,7 @@ def check_sft(s, source):
     check_ranges(s, SFT_RANGES, source)
     check_schedule(s, source)
     check_one_of(s.split, ("train", "sft", "rl"), source, "split")
+    check_one_of(s.sort_trace, SORT_TRACES, source, "sort_trace")
     for i, d in enumerate(s.datasets):
         if not isinstance(d, str) or not d:
             raise invalid(source, f"datasets[{i}]", d, "a JSONL path or a stage name")

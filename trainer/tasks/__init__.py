@@ -3,7 +3,7 @@ user JSONL datasets. "refuse" is the out-of-scope questions (runtime/tasks/scope
 refusal as their answer."""
 from runtime.tasks import FAMILIES, OUT_OF_SCOPE, REFUSAL, Family, Problem, family_of, score, split_of  # noqa: F401
 from runtime.tasks.words import WORDS
-from trainer.tasks.cot import (PAD_FAMILIES, WRITERS, cot_fib, draw_count_width, draw_offset, draw_width,  # noqa: F401
+from trainer.tasks.cot import (PAD_FAMILIES, SORT_TRACES, WRITERS, cot_fib, draw_count_width, draw_offset, draw_width,  # noqa: F401
                                reasoning, target, target_text)
 from trainer.tasks.drill import FIB_DRILL, drilled_fib, drilled_speed, fib_from
 from trainer.tasks.jsonl import Example, load_jsonl  # noqa: F401
@@ -13,7 +13,7 @@ TRAINABLE = list(FAMILIES) + [OUT_OF_SCOPE.name]      # what a recipe's `familie
 
 
 def make_example(family, rng, split="train", restyle=0.0, places=False, pad=0.0, distract=0.0, pad_count=0.0,
-                 speed_facts=0.0, distract_strings=0.0, sort_tally=False, fib_sums=False,
+                 speed_facts=0.0, distract_strings=0.0, sort_trace="buckets", fib_sums=False,
                  fib_drill=0.0, fib_drill_long=0.0):
     """A fresh Example of `family` (or "refuse") from `split`, with its chain of thought. For a model with
     `places` (runtime/tokenizer.py) question, trace and answer mark places from one random offset
@@ -27,20 +27,19 @@ def make_example(family, rng, split="train", restyle=0.0, places=False, pad=0.0,
     count trace starts with "." entries, up to cot.COUNT_WIDEST in all (cot.draw_count_width), drawn after
     that. With probability `speed_facts` a speed problem is drawn for one step of its long division, uniform
     over all steps (trainer/tasks/drill.py); speed_facts 0 draws nothing, so older recipes keep their batches.
-    With `sort_tally` a sort trace writes each ones digit once with its count (cot.cot_sort), with `fib_sums` a
-    fib trace its values ones first with place letters (cot.cot_fib); neither draws. With probability
+    A sort trace is written as `sort_trace` (cot.cot_sort: buckets, tally or radix), with `fib_sums` a fib
+    trace its values ones first with place letters (cot.cot_fib); neither draws. With probability
     `fib_drill` a fib example is a sequence from another start (trainer/tasks/drill.py drilled_fib), drawn
     only when fib_drill > 0, and a share `fib_drill_long` of those a long one (drill.long_fib)."""
     o = draw_offset(rng) if places else 0
+    trace = None                                  # the chain of thought, unless the question's own (reasoning)
     if family == OUT_OF_SCOPE.name:
         canonical = OUT_OF_SCOPE.sample(rng, split)
         answer = REFUSAL
     elif family == "fib" and fib_drill and rng.random() < fib_drill:
         k, a, b = drilled_fib(rng, fib_drill_long)
-        question = FIB_DRILL.format(k=k, a=a, b=b)
-        if restyle and rng.random() < restyle:
-            question = restyled(question, rng)
-        return Example(question, cot_fib(k, o, fib_sums, (a, b)), str(fib_from(k, a, b)), family, offset=o)
+        canonical, answer = FIB_DRILL.format(k=k, a=a, b=b), str(fib_from(k, a, b))
+        trace = cot_fib(k, o, fib_sums, (a, b))
     else:
         drilled = family == "speed" and speed_facts and rng.random() < speed_facts
         p = FAMILIES[family].sample(rng, split, draw=drilled_speed if drilled else None)
@@ -58,4 +57,5 @@ def make_example(family, rng, split="train", restyle=0.0, places=False, pad=0.0,
             question = distracted(question, letter, filler(rng) if strings else str(rng.choice(WORDS))) or question
         if pad_count and rng.random() < pad_count:
             width = draw_count_width(rng, word)
-    return Example(question, reasoning(canonical, family, o, width, sort_tally, fib_sums), answer, family, offset=o)
+    trace = trace or reasoning(canonical, family, o, width, sort_trace, fib_sums)
+    return Example(question, trace, answer, family, offset=o)

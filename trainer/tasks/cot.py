@@ -224,25 +224,46 @@ def cot_fib(n, o=0, sums=False, start=(0, 1)):
     # a3b1,3 a1b2,2 a4b3,1 a5b5,0", so that a value's digit at letter x is the sum of the two values before
     # at x and the carry from the letter before: written in the order it is computed. `start`: the first two
     # values (trainer/tasks/drill.py drilled_fib practises the sums on other values, the countdown past 40).
+    show = (lambda v: ones_first(v, o)) if sums else str
+    return f"fib({n}): " + " ".join(f"{show(v)},{n - i}" for i, v in enumerate(fib_values(n, start)))
+
+
+def fib_values(n, start=(0, 1)):
+    """[fib(0), ..., fib(n)] of the sequence whose first two values are `start`."""
     vals = [*start]
     while len(vals) <= n:
         vals.append(vals[-1] + vals[-2])
-    show = (lambda v: ones_first(v, o)) if sums else str
-    return f"fib({n}): " + " ".join(f"{show(vals[i])},{n - i}" for i in range(n + 1))
+    return vals[:n + 1]
 
 
-def cot_sort(p, tally=False):
+def cot_sort(p, trace="buckets"):
     # 47 8 44 9 95 90 44 -> "0:8,9 1: 2: 3: 4:4,4,7 5: 6: 7: 8: 9:0,5": the numbers by tens digit, each
     # bucket listing its numbers' ones digits in rising order (a bucket is one digit's lookup, its order a
     # comparison of single digits); the answer reads the buckets in order: 8 9 44 44 47 90 95.
-    # tally (issue 18): each distinct ones digit once, with how often it occurs:
+    # trace "tally" (issue 18, student v14): each distinct ones digit once, with how often it occurs:
     # "0:8x1,9x1 1: 2: 3: 4:4x2,7x1 5: 6: 7: 8: 9:0x1,5x1". A bucket then holds at most ten entries however
     # long the list (v13's sorts of 13-16 numbers lost a repeat in a bucket of 13+ single digits, or in the
-    # answer's copy of "5,5": with distinct entries the answer finds its place by value, not by counting)
+    # answer's copy of "5,5": with distinct entries the answer finds its place by value, not by counting).
+    # trace "radix" (issue 18, student v17): a least-significant-digit radix sort of whole numbers,
+    # "ones 0:90 1: 2: 3: 4:44,44 5:95 6: 7:47 8:8 9:9 tens 0:8,9 1: 2: 3: 4:44,44,47 5: 6: 7: 8: 9:90,95".
+    # The ones pass lists the question's numbers by ones digit, each bucket in the question's order; the tens
+    # pass reads the ones pass in its order into buckets by tens digit, so each tens bucket is already
+    # sorted; the answer is the tens pass's entries in order. A list of single digits no longer piles into
+    # one bucket (v15 lost 13 of 14 sorts of 16 single digits there): its ones buckets hold equal numbers, and
+    # its tens bucket 0 is a copy of the ones pass. Every entry is a whole number, so the answer copies
+    # entries rather than joining digits to their bucket's.
+    if trace == "radix":
+        ones = [[x for x in p if x % 10 == u] for u in range(10)]
+        tens = [[x for b in ones for x in b if x // 10 == t] for t in range(10)]
+        return " ".join(["ones", *(f"{u}:{','.join(map(str, b))}" for u, b in enumerate(ones)),
+                         "tens", *(f"{t}:{','.join(map(str, b))}" for t, b in enumerate(tens))])
     buckets = [sorted(x % 10 for x in p if x // 10 == t) for t in range(10)]
-    if tally:
+    if trace == "tally":
         return " ".join(f"{t}:{','.join(f'{u}x{b.count(u)}' for u in sorted(set(b)))}" for t, b in enumerate(buckets))
     return " ".join(f"{t}:{','.join(map(str, b))}" for t, b in enumerate(buckets))
+
+
+SORT_TRACES = ("buckets", "tally", "radix")     # cot_sort's traces, the recipe option sort_trace
 
 
 WRITERS = {"add": cot_add, "sub": cot_sub, "mul": cot_mul, "count": cot_count, "linear": cot_linear,
@@ -250,10 +271,10 @@ WRITERS = {"add": cot_add, "sub": cot_sub, "mul": cot_mul, "count": cot_count, "
            "faq": lambda p: "recall"}
 
 
-def reasoning(question, family=None, offset=0, width=0, tally=False, fib_sums=False):
+def reasoning(question, family=None, offset=0, width=0, sort_trace="buckets", fib_sums=False):
     """The chain of thought for a question of a known family (or the refusal's, for `family="refuse"`), its
     place letters starting at PLACES[offset]; add and sub written at least `width` columns wide, count with
-    at least `width` entries, sort with each ones digit tallied when `tally`, fib's values ones first with
+    at least `width` entries, sort as `sort_trace` (cot_sort), fib's values ones first with
     place letters when `fib_sums`."""
     if family == "refuse":
         return REFUSAL_THINKING
@@ -268,7 +289,7 @@ def reasoning(question, family=None, offset=0, width=0, tally=False, fib_sums=Fa
     if fam.name == "count":
         return cot_count(params, width)
     if fam.name == "sort":
-        return cot_sort(params, tally)
+        return cot_sort(params, sort_trace)
     if fam.name == "fib":
         return cot_fib(params, offset, fib_sums)
     if fam.name in PLACE_FAMILIES:

@@ -13,7 +13,7 @@ import numpy as np
 
 from runtime.errors import TaskError
 from runtime.tasks.algebra import SPEED_T, SPEED_V, VEHICLES, fib
-from trainer.tasks.cot import division_steps
+from trainer.tasks.cot import division_steps, fib_values
 
 
 @functools.lru_cache(maxsize=1)
@@ -74,7 +74,7 @@ def long_fib(rng):
     own, shifted, and none holds fib(41..45)) or its values, written with place letters, pass FIB_LONG_CHARS."""
     for _ in range(1000):
         k, a, b = int(rng.integers(FIB_LONG_STEPS[0], FIB_LONG_STEPS[1] + 1)), *map(int, rng.integers(0, 100, 2))
-        vals = [fib_from(i, a, b) for i in range(k + 1)]
+        vals = fib_values(k, (a, b))
         if not FIB_VALUES & set(vals) and 2 * sum(len(str(v)) for v in vals) <= FIB_LONG_CHARS:
             return k, a, b
     raise TaskError("fib: no long drill sequence found in 1000 draws")
@@ -82,6 +82,4 @@ def long_fib(rng):
 
 def fib_from(k, a, b):
     """fib(k) of the sequence with fib(0) = a, fib(1) = b, fib(i) = fib(i-1) + fib(i-2)."""
-    for _ in range(k):
-        a, b = b, a + b
-    return a
+    return fib_values(k, (a, b))[-1]
