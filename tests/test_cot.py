@@ -141,7 +141,8 @@ def test_padded_count_traces_start_with_dots_and_keep_answer_and_older_batches()
 def test_sort_tally_writes_each_ones_digit_once_with_its_count_and_draws_nothing():
     """sort_trace tally: the same question and answer from the same draws (older recipes' batches stay the same),
     the trace tallied, and a bucket never longer than ten entries however long the list."""
-    assert reasoning("Sort 47 8 44 9 95 90 44", "sort", sort_trace="tally") == "0:8x1,9x1 1: 2: 3: 4:4x2,7x1 5: 6: 7: 8: 9:0x1,5x1"
+    assert reasoning("Sort 47 8 44 9 95 90 44", "sort", sort_trace="tally") == (
+        "0:8x1,9x1 1: 2: 3: 4:4x2,7x1 5: 6: 7: 8: 9:0x1,5x1")
     assert reasoning("Sort 47 8 44 9 95 90 44", "sort") == "0:8,9 1: 2: 3: 4:4,4,7 5: 6: 7: 8: 9:0,5"
     assert reasoning("Sort " + " ".join(["3"] * 40), "sort", sort_trace="tally").startswith("0:3x40 1: ")
     for seed in range(50):
@@ -151,7 +152,8 @@ def test_sort_tally_writes_each_ones_digit_once_with_its_count_and_draws_nothing
         assert ex.reasoning != plain.reasoning and max(len(b.split(",")) for b in ex.reasoning.split()) <= 10
         check_steps(ex)
     for fam in ("add", "count", "fib"):
-        assert make_example(fam, np.random.default_rng(3), sort_trace="tally") == make_example(fam, np.random.default_rng(3))
+        plain = make_example(fam, np.random.default_rng(3))
+        assert make_example(fam, np.random.default_rng(3), sort_trace="tally") == plain
 
 
 def test_sort_radix_passes_whole_numbers_by_ones_then_tens_and_draws_nothing():
@@ -168,7 +170,8 @@ def test_sort_radix_passes_whole_numbers_by_ones_then_tens_and_draws_nothing():
         assert ex.reasoning.startswith("ones 0:") and " tens 0:" in ex.reasoning
         check_steps(ex)
     for fam in ("add", "count", "fib"):
-        assert make_example(fam, np.random.default_rng(3), sort_trace="radix") == make_example(fam, np.random.default_rng(3))
+        plain = make_example(fam, np.random.default_rng(3))
+        assert make_example(fam, np.random.default_rng(3), sort_trace="radix") == plain
 
 
 def test_fib_sums_write_values_ones_first_and_the_drill_draws_only_when_asked():
@@ -295,16 +298,13 @@ def check_steps(ex):
         assert str(max([int(w[1:]) for w in t.split()[1:] if len(w) > 1] or [0])) == ex.answer
     elif ex.family == "sort" and t.startswith("ones "):    # radix: a ones pass, then a tens pass reading it
         given = FAMILIES["sort"].parse(ex.question)
-        ones, tens = (([int(k), [int(x) for x in xs.split(",") if xs]] for k, xs in (w.split(":") for w in half.split()))
+        assert [w.split(":")[0] for w in t.split() if ":" in w] == [str(d) for d in range(10)] * 2, t
+        ones, tens = ([[int(x) for x in w.split(":")[1].split(",") if x] for w in half.split()]
                       for half in t[len("ones "):].split(" tens "))
-        ones, tens = list(ones), list(tens)
-        assert [k for k, _ in ones] == [k for k, _ in tens] == list(range(10)), t
-        assert all(x % 10 == u for u, xs in ones for x in xs) and all(x // 10 == k for k, xs in tens for x in xs), t
-        # each ones bucket keeps the question's order, and the tens pass keeps the ones pass's
-        assert all(xs == [x for x in given if x % 10 == u] for u, xs in ones), t
-        read = [x for _, xs in ones for x in xs]
-        assert all(xs == [x for x in read if x // 10 == k] for k, xs in tens), t
-        got = [x for _, xs in tens for x in xs]
+        assert all(xs == [x for x in given if x % 10 == u] for u, xs in enumerate(ones)), t   # the question's order
+        read = [x for xs in ones for x in xs]
+        assert all(xs == [x for x in read if x // 10 == k] for k, xs in enumerate(tens)), t   # the ones pass's order
+        got = [x for xs in tens for x in xs]
         assert got == sorted(given) and " ".join(map(str, got)) == ex.answer, t
     elif ex.family == "sort":                          # ten buckets by tens digit, each its ones digits rising
         given = FAMILIES["sort"].parse(ex.question)

@@ -3,7 +3,7 @@ user JSONL datasets. "refuse" is the out-of-scope questions (runtime/tasks/scope
 refusal as their answer."""
 from runtime.tasks import FAMILIES, OUT_OF_SCOPE, REFUSAL, Family, Problem, family_of, score, split_of  # noqa: F401
 from runtime.tasks.words import WORDS
-from trainer.tasks.cot import (PAD_FAMILIES, SORT_TRACES, WRITERS, cot_fib, draw_count_width, draw_offset, draw_width,  # noqa: F401
+from trainer.tasks.cot import (PAD_FAMILIES, WRITERS, cot_fib, draw_count_width, draw_offset, draw_width,  # noqa: F401
                                reasoning, target, target_text)
 from trainer.tasks.drill import FIB_DRILL, drilled_fib, drilled_speed, fib_from
 from trainer.tasks.jsonl import Example, load_jsonl  # noqa: F401
