@@ -16,8 +16,7 @@ from compiler.trace import trace
 from runtime.errors import CheckpointError
 from runtime.opset import state_problem
 
-GENERATION_DEFAULTS = {"max_new_tokens": None,  # compile writes the context; clipped to what the prompt leaves
-                       "temperature": 0.0, "top_k": None, "top_p": None,
+GENERATION_DEFAULTS = {"temperature": 0.0, "top_k": None, "top_p": None,
                        "stop": ["</answer>", "<eos>"]}
 
 
@@ -76,7 +75,8 @@ def compile_model(params, cfg, tok, quant="int8", group_size=32, scheme="q8_grou
                 group_size=group_size if quant == "int8" and scheme == "q8_group" else None,
                 quantization_report=report)
     graph_dict = graph.to_dict()
-    generation = dict(GENERATION_DEFAULTS, max_new_tokens=cfg.max_position_embeddings)  # cut only by the context
+    # max_new_tokens = the context: a default answer is cut only by it (clipped to what the prompt leaves)
+    generation = dict(max_new_tokens=cfg.max_position_embeddings, **GENERATION_DEFAULTS)
     data = pack(cfg.to_dict(), tok.to_dict(), generation, graph_dict, entries, prov)
     too_big = state_problem(graph_dict, len(data))               # the loader's bound, on the file's real size
     if too_big:

@@ -144,6 +144,12 @@ def greedy_tokens_from(model, t):
         yield t
 
 
+def token_limit(model, max_new_tokens=None):
+    """max_new_tokens, or the model file's default for None (its context; 512 in files that record none),
+    before the context left after the prompt clips it."""
+    return int(model.generation.get("max_new_tokens", 512)) if max_new_tokens is None else max_new_tokens
+
+
 def generate(model, prompt, *, max_new_tokens=None, temperature=0.0, top_k=None, top_p=None, seed=None,
              stats=None, speculative=False):
     """-> an iterator of text pieces as they are decoded; stops after `</answer>`, before `<eos>`, or at the
@@ -159,9 +165,7 @@ def generate(model, prompt, *, max_new_tokens=None, temperature=0.0, top_k=None,
     if len(ids) >= model.max_positions:
         raise ContextOverflowError(f"the prompt is {len(ids)} tokens; the model's context holds "
                                    f"{model.max_positions}, leaving no room to answer")
-    if max_new_tokens is None:
-        max_new_tokens = int(model.generation.get("max_new_tokens", 512))
-    max_new_tokens = min(max_new_tokens, model.max_positions - len(ids))
+    max_new_tokens = min(token_limit(model, max_new_tokens), model.max_positions - len(ids))
     if speculative and (temperature or not model.has_mtp):
         raise GenerationError(f"speculative decoding needs greedy decoding (temperature 0, got {temperature}) and a "
                               f"model with an MTP head ({'has one' if model.has_mtp else 'this one has none'})")

@@ -196,7 +196,6 @@ def test_fib_sums_write_values_ones_first_and_the_drill_draws_only_when_asked():
     assert make_example("fib", np.random.default_rng(5), fib_drill=0.0) == make_example("fib", np.random.default_rng(5))
 
 
-
 def test_long_fib_drills_run_20_steps_or_more_hold_no_fibonacci_number_and_fit_the_context():
     """fib_drill_long: that share of drilled sequences start in 0..99 and run 20-45 steps (fewer where their
     values pass 480 characters), none holding a Fibonacci number of fib(20) or more (none is fib's own,
@@ -214,6 +213,7 @@ def test_long_fib_drills_run_20_steps_or_more_hold_no_fibonacci_number_and_fit_t
     plain = make_example("fib", np.random.default_rng(8), places=True, fib_sums=True, fib_drill=1.0)
     assert make_example("fib", np.random.default_rng(8), places=True, fib_sums=True, fib_drill=1.0,
                         fib_drill_long=0.0) == plain
+
 
 def test_mark_places():
     assert mark_places("What is 47+5?") == "What is b4a7+a5?" and mark_places("fib(30)", 2) == "fib(d3c0)"

@@ -85,3 +85,14 @@ def test_fib_drills_count_what_they_print(student_ckpt_dir):
     lines = re.findall(r"^  fib\((\d+)\) if fib\(0\)=(\d+), fib\(1\)=(\d+): (right|wrong)", out, re.M)
     assert len(lines) == 8 and [int(k) for k, *_ in lines[4:]] == [8, 7, 8, 20], lines
     assert sum(r == "right" for *_, r in lines) == sum(int(k) for _, k, _ in groups)
+
+
+def test_sort_failures_split_every_question_once(student_ckpt_dir):
+    """sort_failures.py counts each question once, in its kind of list, and its totals add up."""
+    out = run("sort_failures.py", student_ckpt_dir, "--n", "12", "--column", "canonical")
+    kinds = re.findall(r"^(single digits|two-digit): (\d+)/(\d+) right; (.*)$", out, re.M)
+    assert [k for k, *_ in kinds] == ["single digits", "two-digit"] and sum(int(n) for _, _, n, _ in kinds) == 12, out
+    for _, right, n, parts in kinds:
+        counts = [(p.rsplit(" ", 1)[0], int(p.rsplit(" ", 1)[1])) for p in parts.split(", ") if p]
+        assert sum(v for _, v in counts) == int(n) and sum(v for k, v in counts if k.endswith("right")) == int(right)
+    assert re.search(r"^all: (\d+)/12 right$", out, re.M).group(1) == str(sum(int(r) for _, r, _, _ in kinds))

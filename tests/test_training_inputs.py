@@ -200,7 +200,6 @@ def tiny_checkpoint(path, cfg=None, nan=None):
     return str(path)
 
 
-
 def test_sft_context_lengthens_an_init_checkpoints_context_and_needs_an_init(tmp_path):
     """sft.context: the fine-tune's checkpoints carry the new max_position_embeddings, every weight of the
     init's shape (RoPE is computed); without init the recipe names model.max_position_embeddings instead."""
@@ -215,6 +214,7 @@ def test_sft_context_lengthens_an_init_checkpoints_context_and_needs_an_init(tmp
     with pytest.raises(ConfigError, match=re.escape("r.yaml: sft: context 300 sets an init checkpoint's context; "
                                                     "without init, set model.max_position_embeddings")):
         tiny_recipe(context=300)
+
 
 def spread_reward(question, completion):
     """Rewards that differ within every group, so each step updates the weights."""

@@ -36,9 +36,9 @@ PROBLEMS = click.option("--problems", default=20, show_default=True, type=click.
 def run_preflight(cfg, m, problems, echo=click.echo):
     """The pre-flight check (runtime/kiosk/preflight.py), printed as it goes -> Report."""
     from runtime.kiosk.preflight import TASK_MIN_ACCURACY, preflight, summary
-    limit = cfg.generation.max_new_tokens or m.generation.get("max_new_tokens")
+    from runtime.generate import token_limit
     echo(f"pre-flight: asking {len(cfg.buttons)} buttons as the kiosk would (max_new_tokens "
-         f"{limit}, temperature {cfg.generation.temperature}, context {m.max_positions}; "
+         f"{token_limit(m, cfg.generation.max_new_tokens)}, temperature {cfg.generation.temperature}, context {m.max_positions}; "
          f"task buttons: {problems} problems each, at least {TASK_MIN_ACCURACY:.0%} right)")
     report = preflight(cfg, m, problems, echo=echo)
     echo(summary(report))

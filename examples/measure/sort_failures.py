@@ -1,0 +1,39 @@
+"""README "Students v15 and v16", "Students v17 and v18": a checkpoint's sorts, split by kind of list (single
+digits or not) and by whether its trace is the one written in training (trainer/tasks/cot.py cot_sort) and
+its answer right. The questions are the eval's (seed 0, as `tinyr1 eval`).
+
+    python examples/measure/sort_failures.py runs/student-v15/ckpt/step_002000
+    python examples/measure/sort_failures.py runs/student-v17/radix/ckpt/step_002000 --trace radix
+"""
+import argparse
+import collections
+
+from runtime.tasks import FAMILIES, score
+from trainer.checkpoint import load
+from trainer.evaluate import problems
+from trainer.generate import generate_texts
+from trainer.tasks.cot import SORT_TRACES, reasoning
+
+ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+ap.add_argument("ckpt", help="a trainer checkpoint directory")
+ap.add_argument("--trace", default="buckets", choices=SORT_TRACES, help="the sort trace it was trained to write")
+ap.add_argument("--column", default="extrapolation", choices=["canonical", "phrasings", "extrapolation"],
+                help="the eval table's column whose questions are asked")
+ap.add_argument("--n", type=int, default=200, help="distinct questions")
+args = ap.parse_args()
+
+params, cfg, tok, _ = load(args.ckpt)
+asked = problems("sort", args.column, args.n, 0)
+texts = generate_texts(params, cfg, tok, [p.question for p in asked], cfg.max_position_embeddings)
+kinds = collections.Counter()                 # (list kind, trace, answer) -> questions
+for p, text in zip(asked, texts):
+    digits = max(FAMILIES["sort"].parse(p.question)) < 10
+    written = text.split("<think>")[-1].split("</think>")[0] == reasoning(p.question, "sort", sort_trace=args.trace)
+    kinds["single digits" if digits else "two-digit", "trace as trained" if written else "trace otherwise",
+          "right" if score(p.question, text)["correct"] else "wrong"] += 1
+print(f"{args.ckpt}: sort, {args.column}, {len(asked)} questions, {args.trace} trace")
+for kind in ("single digits", "two-digit"):
+    mine = {k[1:]: v for k, v in kinds.items() if k[0] == kind}
+    print(f"{kind}: {sum(v for (_, a), v in mine.items() if a == 'right')}/{sum(mine.values())} right; "
+          + ", ".join(f"{t} and {a} {v}" for (t, a), v in sorted(mine.items())))
+print(f"all: {sum(v for k, v in kinds.items() if k[2] == 'right')}/{len(asked)} right")
