@@ -20,11 +20,19 @@ from runtime.model import dequantize
 
 def prompt_note(tok):
     """How a prompt becomes token ids for this model, written into every export's metadata: a places model
-    (runtime/tokenizer.py) reads its numbers with place letters, so another runtime must mark them too."""
+    (runtime/tokenizer.py) reads its numbers with place letters, an items model its lists' numbers with item
+    hints, so another runtime must mark them too."""
+    marks = []
+    if tok.items:
+        marks.append("items: mark each list's numbers with item hints (runtime.tokenizer.mark_items: "
+                     "'Sort 47 8 44' -> 'Sort #A47 #B8 #C44')")
     if tok.places:
-        return ("places: mark the prompt's numbers with place letters before encoding (runtime.tokenizer."
-                "mark_places: 'What is 47+5?' -> 'What is b4a7+a5?') and unmark the answer (unmark_places)")
-    return "plain: encode the prompt as it is, one token per character"
+        marks.append("places: mark the prompt's numbers with place letters (runtime.tokenizer."
+                     "mark_places: 'What is 47+5?' -> 'What is b4a7+a5?')")
+    if not marks:
+        return "plain: encode the prompt as it is, one token per character"
+    undo = "unmark_answer(completion, items=True)" if tok.items else "unmark_places"
+    return ", then ".join(marks) + f" before encoding, and unmark the answer ({undo})"
 
 
 @dataclass

@@ -87,6 +87,7 @@ def build_model(compiled, mode, int8):
     helper.set_model_props(model, {"max_positions": str(compiled.max_positions),
                                    "weights": "int8" if int8 else "float32",
                                    "places": str(bool(compiled.tokenizer.places)).lower(),
+                                   "items": str(bool(compiled.tokenizer.items)).lower(),
                                    "prompt": prompt_note(compiled.tokenizer)})
     return model
 

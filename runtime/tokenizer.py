@@ -12,6 +12,13 @@ to numbers longer than the ones it was trained on (Zhou et al. 2023, index hints
 McLeish et al. 2024, Abacus embeddings: the same idea in the embedding). In training the letters start at a
 random offset (trainer/tasks/cot.py), so the letters of longer numbers are trained too; the runtime always
 starts at a.
+
+A tokenizer with `items` also gives each number of a list in the prompt (three or more numbers apart by
+spaces, commas or "and", as `Sort 47 8 44`) an item hint, `#` and a letter before it (`Sort #A47 #B8 #C44`,
+then places: `#Ab4a7 #Ba8 #Cb4a4`), and the model writes the numbers of its answer with the hint of the item
+each one is (`<answer>#Ba8 #Cb4a4 #Ab4a7</answer>`), which decode_completion and the runtime's stream drop.
+Equal numbers of a list are then told apart by their letters, not by where they stand (Zhou et al. 2023,
+index hints). Training starts the letters at a random offset; the runtime starts them at A.
 """
 import re
 
@@ -20,8 +27,11 @@ from runtime.errors import TokenizerError
 SPECIALS = ("<pad>", "<bos>", "<eos>", "<think>", "</think>", "<answer>", "</answer>")
 DEFAULT_ALPHABET = "\n" + "".join(chr(c) for c in range(32, 127))
 PLACES = "abcdefghijklmnopqrstuvwxyz"
+ITEMS, ITEM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "#"     # item letters, and the mark before each
 _NUMBER = re.compile(r"[0-9]+")
 _MARK = re.compile(r"[a-z](?=[0-9])")
+_LIST = re.compile(r"(?<![\w.#])[0-9]+(?:(?:, ?| |,? and )[0-9]+){2,}(?!\w|\.[0-9])")   # 3+ numbers: a list
+_ITEM_MARK = re.compile(r"#[A-Z](?=[a-z]?[0-9])")
 ANSWER = "<answer>"
 
 
@@ -36,6 +46,24 @@ def mark_places(text, offset=0):
     return _NUMBER.sub(mark, text)
 
 
+def mark_items(text, offset=0):
+    """'Sort 47 8 44' -> 'Sort #A47 #B8 #C44': every number of a list (3+ numbers apart by spaces, commas or
+    "and") after `#` and its item letter, the first ITEMS[offset]. A list longer than the letters left stays
+    as it is; "What is 47+5?" and "Add 47 and 5." hold no list."""
+    def mark(m):
+        s = m.group(0)
+        if len(_NUMBER.findall(s)) + offset > len(ITEMS):
+            return s
+        letters = iter(ITEMS[offset:])
+        return _NUMBER.sub(lambda n: ITEM + next(letters) + n.group(0), s)
+    return _LIST.sub(mark, text)
+
+
+def item_hints(text, offset=0):
+    """The (item letter, number) of every number mark_items marks in text: [("A", "47"), ("B", "8"), ...]."""
+    return re.findall(r"#([A-Z])([0-9]+)", mark_items(text, offset))
+
+
 def unmark_places(text):
     """mark_places undone: 'b5a2 km/h' -> '52 km/h' (every letter right before a digit is a place letter)."""
     return _MARK.sub("", text)
@@ -47,35 +75,54 @@ def mark_answer(completion, offset=0):
     return head + sep + mark_places(tail, offset) if sep else completion
 
 
-def unmark_answer(completion):
+def unmark_answer(completion, items=False):
+    """A completion's answer without its place letters (and item hints, `#B`, for a model with items)."""
     head, sep, tail = completion.partition(ANSWER)
+    if items:
+        tail = _ITEM_MARK.sub("", tail)
     return head + sep + unmark_places(tail) if sep else completion
 
 
-def unmark_stream(pieces):
+def unmark_stream(pieces, items=False):
     """Text pieces (one token each) of a places model's completion -> the same stream with the place letters
-    of its answer dropped: a letter after <answer> is held until the next piece shows it is not one."""
-    in_answer, held = False, ""
+    of its answer dropped (and item hints, `#B`, with `items`): pieces after <answer> that could begin a
+    mark are held until the next pieces show whether they are one."""
+    in_answer, held = False, []
     try:
         for p in pieces:
-            if held:
-                if not p.isdigit():
-                    yield held
-                held = ""
             in_answer = in_answer or p == ANSWER
-            if in_answer and len(p) == 1 and "a" <= p <= "z":
-                held = p
-                continue
-            yield p
-        if held:
-            yield held
+            held.append(p)
+            while held:
+                state = _mark_state(held, items) if in_answer else "no"
+                if state == "open":                  # could still be a mark: wait for the next piece
+                    break
+                if state == "mark":                  # a mark and its digit: the digit alone
+                    yield held[-1]
+                    held = []
+                else:                                # not a mark: its first piece as it is, then look again
+                    yield held.pop(0)
+        yield from held
     finally:                                           # a consumer that stops early stops the decoding too
         getattr(pieces, "close", lambda: None)()
 
 
+def _mark_state(held, items):
+    """Held answer pieces -> "mark" (place letter, or `#`, item letter and place letter, then a digit),
+    "open" (a beginning of one) or "no"."""
+    kinds = "".join("#" if p == ITEM else "U" if len(p) == 1 and "A" <= p <= "Z" else
+                    "l" if len(p) == 1 and "a" <= p <= "z" else "d" if len(p) == 1 and p.isdigit() else "x"
+                    for p in held)
+    for mark in ("ld", "#Uld", "#Ud") if items else ("ld",):
+        if kinds == mark:
+            return "mark"
+        if mark.startswith(kinds):
+            return "open"
+    return "no"
+
+
 class Tokenizer:
-    def __init__(self, alphabet=DEFAULT_ALPHABET, specials=SPECIALS, places=False):
-        self.places = bool(places)
+    def __init__(self, alphabet=DEFAULT_ALPHABET, specials=SPECIALS, places=False, items=False):
+        self.places, self.items = bool(places), bool(items)
         self.specials = tuple(specials)
         self.alphabet = str(alphabet)
         if len(set(self.alphabet)) != len(self.alphabet):
@@ -120,19 +167,22 @@ class Tokenizer:
             i += 1
         return out
 
-    def encode_prompt(self, question, offset=0):
-        """<bos> and the question's ids, its numbers marked with place letters if the tokenizer has `places`
-        (offset: the ones digit's letter, a = 0; training draws it, generation uses 0)."""
-        return [self.bos_id] + self.encode(mark_places(question, offset) if self.places else question)
+    def encode_prompt(self, question, offset=0, item_offset=0):
+        """<bos> and the question's ids, its lists' numbers marked with item hints if the tokenizer has `items`
+        (item_offset: the first item's letter, A = 0) and its numbers with place letters if it has `places`
+        (offset: the ones digit's letter, a = 0); training draws the offsets, generation uses 0."""
+        text = mark_items(question, item_offset) if self.items else question
+        return [self.bos_id] + self.encode(mark_places(text, offset) if self.places else text)
 
     def encode_completion(self, completion, offset=0):
         """A completion's ids, its answer's numbers marked with places (from `offset`) if the tokenizer has places."""
         return self.encode(mark_answer(completion, offset) if self.places else completion)
 
     def decode_completion(self, ids):
-        """Generated ids -> text without <eos>, the answer's place letters removed if the tokenizer has places."""
+        """Generated ids -> text without <eos>, the answer's place letters (and item hints) removed if the
+        tokenizer has places (items)."""
         text = self.decode([t for t in ids if t != self.eos_id])
-        return unmark_answer(text) if self.places else text
+        return unmark_answer(text, self.items) if self.places or self.items else text
 
     def decode(self, ids, skip_special=False):
         out = []
@@ -150,18 +200,20 @@ class Tokenizer:
 
     def to_dict(self):
         d = {"type": "char", "specials": list(self.specials), "alphabet": self.alphabet}
-        return {**d, "places": True} if self.places else d          # files without it read as before
+        return {**d, **({"places": True} if self.places else {}),   # files without them read as before
+                **({"items": True} if self.items else {})}
 
     @classmethod
     def from_dict(cls, d, source="tokenizer"):
         if not isinstance(d, dict):
             raise TokenizerError(f"{source}: expected a mapping, got {type(d).__name__}")
-        extra = set(d) - {"type", "specials", "alphabet", "places"}
+        extra = set(d) - {"type", "specials", "alphabet", "places", "items"}
         if extra:
             raise TokenizerError(f"{source}: unknown field {sorted(extra)[0]!r}; allowed: type, specials, alphabet, "
-                                 f"places")
-        if not isinstance(d.get("places", False), bool):
-            raise TokenizerError(f"{source}: field 'places' must be true or false, got {d['places']!r:.80}")
+                                 f"places, items")
+        for flag in ("places", "items"):
+            if not isinstance(d.get(flag, False), bool):
+                raise TokenizerError(f"{source}: field {flag!r} must be true or false, got {d[flag]!r:.80}")
         if d.get("type") != "char":
             raise TokenizerError(f"{source}: field 'type' is {d.get('type')!r}; only 'char' is supported")
         specials, alphabet = d.get("specials"), d.get("alphabet")
@@ -173,13 +225,14 @@ class Tokenizer:
         if missing:
             raise TokenizerError(f"{source}: field 'specials' lacks {missing[0]!r}, which tinyr1 needs")
         try:
-            return cls(alphabet, specials, d.get("places", False))
+            return cls(alphabet, specials, d.get("places", False), d.get("items", False))
         except TokenizerError as e:
             raise TokenizerError(f"{source}: {e}") from None
 
     def __eq__(self, other):
         return isinstance(other, Tokenizer) and \
-            (self.specials, self.alphabet, self.places) == (other.specials, other.alphabet, other.places)
+            (self.specials, self.alphabet, self.places, self.items) == \
+            (other.specials, other.alphabet, other.places, other.items)
 
     def __hash__(self):
-        return hash((self.specials, self.alphabet, self.places))
+        return hash((self.specials, self.alphabet, self.places, self.items))

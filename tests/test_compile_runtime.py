@@ -190,3 +190,17 @@ def test_a_places_model_reads_its_prompts_marked_in_the_runtime_as_in_the_traine
     assert got == generate_texts(params, cfg, tok, [q], 12)[0]
     plain = Model(parse_document(compile_model(params, cfg, Tokenizer(), quant="float32")[0]))
     assert plain.encode_prompt(q) == [tok.bos_id] + tok.encode(q)
+
+
+def test_an_items_model_reads_lists_with_item_hints_in_the_runtime_as_in_the_trainer():
+    """The tokenizer's items travel in the model file: the runtime reads `Sort 47 8 44` as the trainer does
+    (`#Ab4a7 #Ba8 #Cb4a4`), and greedy text from the compiled file equals the trainer's own generation."""
+    from trainer.generate import generate_texts
+    cfg = small_student()
+    params = random_params(cfg)
+    tok = Tokenizer(places=True, items=True)
+    model = Model(parse_document(compile_model(params, cfg, tok, quant="float32")[0]))
+    assert model.tokenizer.items and model.tokenizer == tok
+    q = "Sort 47 8 44"
+    assert tok.decode(model.encode_prompt(q)) == "<bos>Sort #Ab4a7 #Ba8 #Cb4a4"
+    assert "".join(model.generate(q, max_new_tokens=12)) == generate_texts(params, cfg, tok, [q], 12)[0]

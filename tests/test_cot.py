@@ -7,8 +7,9 @@ import pytest
 
 from runtime.errors import DatasetError, TaskError
 from runtime.tasks.algebra import fib
-from runtime.tokenizer import PLACES, Tokenizer, mark_answer, mark_places, unmark_answer, unmark_places, unmark_stream
-from trainer.data import sequence
+from runtime.tokenizer import (PLACES, Tokenizer, item_hints, mark_answer, mark_places, unmark_answer, unmark_places,
+                               unmark_stream)
+from trainer.data import sequence, tag_items
 from trainer.tasks import FAMILIES, load_jsonl, make_example, split_of, target, target_text
 from trainer.tasks.cot import COUNT_WIDEST, OFFSETS, SORT_TRACES, WIDEST, placed, reasoning
 
@@ -174,6 +175,59 @@ def test_sort_radix_passes_whole_numbers_by_ones_then_tens_and_draws_nothing():
         assert make_example(fam, np.random.default_rng(3), sort_trace="radix") == plain
 
 
+def test_sort_counted_writes_each_number_with_its_running_count_and_draws_nothing():
+    """sort_trace counted: the same question and answer from the same draws, every number of the question
+    with how often it has occurred so far (place letters from the example's offset), then the same entries
+    sorted: no two entries of a pass are equal, however long a run of equal numbers."""
+    assert reasoning("Sort 47 8 44 9 95 90 44", "sort", sort_trace="counted") == (
+        "seen b4a7:1 a8:1 b4a4:1 a9:1 b9a5:1 b9a0:1 b4a4:2 sorted a8:1 a9:1 b4a4:1 b4a4:2 b4a7:1 b9a0:1 b9a5:1")
+    assert reasoning("Sort 3 0 3", "sort", 2, sort_trace="counted") == "seen c3:1 c0:1 c3:2 sorted c0:1 c3:1 c3:2"
+    assert reasoning("Sort " + " ".join(["3"] * 12), "sort", sort_trace="counted").endswith(" a3:11 a3:12")
+    offsets = set()
+    for seed in range(50):
+        plain = make_example("sort", np.random.default_rng(seed), "extrapolate", places=True)
+        ex = make_example("sort", np.random.default_rng(seed), "extrapolate", places=True, sort_trace="counted")
+        assert (ex.question, ex.answer, ex.offset) == (plain.question, plain.answer, plain.offset)
+        halves = [h.split() for h in ex.reasoning[len("seen "):].split(" sorted ")]
+        assert ex.reasoning.startswith("seen ") and all(len(set(h)) == len(h) for h in halves), ex
+        offsets.add(ex.offset)
+        check_steps(ex)
+    assert len(offsets) > 2, offsets
+    for fam in ("add", "count", "fib"):
+        plain = make_example(fam, np.random.default_rng(3))
+        assert make_example(fam, np.random.default_rng(3), sort_trace="counted") == plain
+
+
+def test_sort_items_buckets_item_letters_and_the_item_offset_is_drawn_only_for_items_models():
+    """sort_trace items (a tokenizer with items): each bucket lists its numbers' item letters and ones digits,
+    equal numbers apart by letter; the item offset is drawn last and only for items models (older recipes keep
+    their batches), at 0 about 30% of the time and up to 10, so 12 numbers train the letters up to V."""
+    q = "Sort 47 8 44 9 95 90 44"
+    assert reasoning(q, "sort", sort_trace="items", item_offset=0) == "0:B8,D9 1: 2: 3: 4:C4,G4,A7 5: 6: 7: 8: 9:F0,E5"
+    assert reasoning(q, "sort", sort_trace="items", item_offset=3) == "0:E8,G9 1: 2: 3: 4:F4,J4,D7 5: 6: 7: 8: 9:I0,H5"
+    assert reasoning(q, "sort", sort_trace="items") == reasoning(q, "sort")       # a tokenizer without items,
+    assert reasoning("Sort 9 8", "sort", sort_trace="items", item_offset=0) == \
+        "0:8,9 1: 2: 3: 4: 5: 6: 7: 8: 9:"                                        # or no list
+    offsets, letters = [], set()
+    for seed in range(300):
+        plain = make_example("sort", np.random.default_rng(seed), restyle=0.3, places=True)
+        ex = make_example("sort", np.random.default_rng(seed), restyle=0.3, places=True, sort_trace="items", items=True)
+        assert (ex.question, ex.answer, ex.offset) == (plain.question, plain.answer, plain.offset)
+        hints = item_hints(ex.question, ex.item_offset)      # the question as the model reads it, retyped or not
+        assert sorted(re.findall("[A-Z]", ex.reasoning)) == sorted(c for c, _ in hints), ex
+        offsets.append(ex.item_offset)
+        letters |= {c for c, _ in hints}
+        if FAMILIES["sort"].parse(ex.question):             # a retyped question need not parse
+            check_steps(ex)
+    assert 0.2 < offsets.count(0) / len(offsets) < 0.4 and max(offsets) == 10 and max(letters) == "V", offsets
+    assert make_example("sort", np.random.default_rng(1), sort_trace="items").item_offset == 0
+    for fam in ("add", "count", "fib"):
+        plain = make_example(fam, np.random.default_rng(3), places=True)
+        ex = make_example(fam, np.random.default_rng(3), places=True, items=True)
+        assert (ex.question, ex.reasoning, ex.answer, ex.offset) == (plain.question, plain.reasoning, plain.answer,
+                                                                     plain.offset)
+
+
 def test_fib_sums_write_values_ones_first_and_the_drill_draws_only_when_asked():
     """fib_sums: the values of the trace ones first with place letters from the example's offset, question
     and answer unchanged; fib_drill: that share of fib examples are sequences from other starts, none holding
@@ -228,6 +282,15 @@ def test_mark_places():
         marked = mark_answer(f"<think>a7</think><answer>{text}</answer>", o)
         pieces = ["<think>", "a", "7", "</think>", "<answer>"] + list(marked.split("<answer>")[1][:-9]) + ["</answer>"]
         assert "".join(unmark_stream(iter(pieces))) == unmark_answer(marked) == f"<think>a7</think><answer>{text}</answer>"
+    for _ in range(300):                               # item hints too, for an items model
+        nums = [str(n) for n in rng.integers(0, 100, int(rng.integers(3, 17)))]
+        text = "".join(x + str(rng.choice([" ", ", ", ",", " B ", " #A "])) for x in nums)
+        hints = item_hints("Sort " + " ".join(nums), int(rng.integers(0, 10)))
+        marked = mark_answer(tag_items(f"<answer>{text}</answer>", hints), int(rng.integers(0, 5)))
+        assert len(re.findall(r"#[A-Z][a-z][0-9]", marked)) == len(nums)             # every number tagged
+        pieces = ["<answer>"] + list(marked.split("<answer>")[1][:-9]) + ["</answer>"]
+        assert "".join(unmark_stream(iter(pieces), items=True)) == unmark_answer(marked, items=True) == \
+            f"<answer>{text}</answer>"
     tok = Tokenizer(places=True)
     assert Tokenizer.from_dict(tok.to_dict()) == tok != Tokenizer() and "places" not in Tokenizer().to_dict()
     assert tok.encode_prompt("7+8") == [tok.bos_id] + tok.encode("a7+a8")
@@ -296,6 +359,14 @@ def check_steps(ex):
         assert all(c == a + b for a, b, c in zip(vals, vals[1:], vals[2:])) and str(vals[-1]) == ex.answer, t
     elif ex.family == "count":
         assert str(max([int(w[1:]) for w in t.split()[1:] if len(w) > 1] or [0])) == ex.answer
+    elif ex.family == "sort" and t.startswith("seen "):    # counted: running counts in order, then sorted
+        given = FAMILIES["sort"].parse(ex.question)
+        seen, ranked = ([(unplace(x), int(k)) for x, k in (w.split(":") for w in half.split())]
+                        for half in t[len("seen "):].split(" sorted "))
+        assert [x for x, _ in seen] == list(given), t
+        assert {w.split(":")[0][-2] for w in t.split()[1:] if ":" in w} == {chr(ord("a") + ex.offset)}, t
+        assert all(k == given[:i + 1].count(x) for i, (x, k) in enumerate(seen)), t
+        assert ranked == sorted(seen) and " ".join(str(x) for x, _ in ranked) == ex.answer, t
     elif ex.family == "sort" and t.startswith("ones "):    # radix: a ones pass, then a tens pass reading it
         given = FAMILIES["sort"].parse(ex.question)
         assert [w.split(":")[0] for w in t.split() if ":" in w] == [str(d) for d in range(10)] * 2, t
@@ -311,6 +382,12 @@ def check_steps(ex):
         buckets = [w.split(":") for w in t.split()]
         assert [int(k) for k, _ in buckets] == list(range(10)), t
         entries = [(k, u) for k, us in buckets for u in us.split(",") if us]
+        if any(u[0].isupper() for _, u in entries):    # items: "C4" is item C, whose number's ones digit is 4
+            items = {c: int(n) for c, n in item_hints(ex.question, ex.item_offset)}
+            assert sorted(c for _, (c, _) in entries) == sorted(items), t
+            assert all(items[c] == 10 * int(k) + int(u) for k, (c, u) in entries), t
+            assert [(k, u, c) for k, (c, u) in entries] == sorted((k, u, c) for k, (c, u) in entries), t
+            entries = [(k, u) for k, (_, u) in entries]
         if any("x" in u for _, u in entries):          # tallied: "4x2" is the ones digit 4 twice, each digit once
             tallies = [(k, *map(int, u.split("x"))) for k, u in entries]
             assert all(n >= 1 for *_, n in tallies) and all(
@@ -327,18 +404,19 @@ def test_traces_compute_the_right_answer_and_fit_the_context(family, places):
     """Every step of every trace is true, at every place offset, and a whole training sequence (question and
     answer marked with places for a places model) fits the v2 student's 512-token context (fib written with
     sums, student v14's 768). Sort is written in each of its traces; places models write fib with sums, half
-    of it drilled."""
+    of it drilled, and read lists with item hints."""
     rng = np.random.default_rng(7)
-    tok = Tokenizer(places=places)
+    tok = Tokenizer(places=places, items=places)
     sizes = ("train", "extrapolate") if family not in ("faq", "refuse") else ("train",)
     for split in sizes:
         for i in range(300 if family != "fib" else 60):
             ex = make_example(family, rng, split, places=places, pad=0.5 if places else 0.0,
-                              sort_trace=SORT_TRACES[i % 3], fib_sums=places, fib_drill=0.5 if places else 0.0)
+                              sort_trace=SORT_TRACES[i % len(SORT_TRACES)], fib_sums=places,
+                              fib_drill=0.5 if places else 0.0, items=places)
             drilled = " if fib(0)=" in ex.question                # checked by check_steps alone
             assert family == "refuse" or drilled or FAMILIES[family].verify(ex.question, ex.answer)
             check_steps(ex)
-            seq, _ = sequence(tok, ex.question, target_text(ex.reasoning, ex.answer), ex.offset)
+            seq, _ = sequence(tok, ex.question, target_text(ex.reasoning, ex.answer), ex.offset, ex.item_offset)
             assert len(seq) - 1 <= (768 if family == "fib" and places else 512), ex
 
 

@@ -121,6 +121,7 @@ def test_metadata_describes_the_model(exported, case):
     # how to prompt it: the bundled student reads numbers with place letters, the random cases do not
     assert kv("tinyr1.places") is (case == STUDENT) and tok.places is (case == STUDENT)
     assert ("mark_places" in kv("tinyr1.prompt")) is tok.places
+    assert kv("tinyr1.items") is tok.items and ("mark_items" in kv("tinyr1.prompt")) is tok.items
     assert report["tied_output"] == cfg["tie_word_embeddings"]
     assert report["tensors"] == len(gguf.GGUFReader(gguf_path).tensors)
 

@@ -106,6 +106,7 @@ def test_both_models_pass_the_full_checker(exported, case, weights):
         props = {p.key: p.value for p in model.metadata_props}        # how to prompt it: places or plain
         assert props["places"] == ("true" if case == STUDENT else "false")
         assert ("mark_places" in props["prompt"]) == (case == STUDENT)
+        assert props["items"] == "false" and "mark_items" not in props["prompt"]      # the bundled student: no items
     assert report["bytes"] == sum(os.path.getsize(os.path.join(out_dir, f)) for f in ("prefill.onnx", "decode.onnx"))
 
 
@@ -181,3 +182,13 @@ def test_bad_requests_raise_export_errors(exported, tmp_path):
     (tmp_path / "file").write_bytes(b"")
     with pytest.raises(ExportError, match="is a file"):
         export(path, str(tmp_path / "file"), weights="float32")
+
+
+def test_every_export_says_how_an_items_model_is_prompted():
+    """An items model's prompt note (GGUF tinyr1.prompt, ONNX prompt, TFLite description) names both marks, in
+    the order the runtime applies them, and the unmarking of answers with item hints."""
+    from export.common import prompt_note
+    from runtime.tokenizer import Tokenizer
+    note = prompt_note(Tokenizer(places=True, items=True))
+    assert note.index("mark_items") < note.index("mark_places") and "unmark_answer(completion, items=True)" in note
+    assert "mark_items" not in prompt_note(Tokenizer(places=True)) and prompt_note(Tokenizer()).startswith("plain")

@@ -223,6 +223,21 @@ def test_a_places_model_trains_on_marked_questions_and_answers_at_the_example_of
     assert Tokenizer().decode(plain) == "<bos>What is 47+38?<answer>85</answer><eos>"
 
 
+def test_an_items_model_trains_on_lists_with_item_hints_in_question_and_answer():
+    """A tokenizer with items: the question's list is read with hints from the example's item offset, and each
+    number of the answer carries the hint of the first item of that number not yet used (tag_items)."""
+    from runtime.tokenizer import Tokenizer
+    from trainer.data import sequence, tag_items
+    tok = Tokenizer(places=True, items=True)
+    seq, start = sequence(tok, "Sort 47 8 47", "<think>t</think><answer>8 47 47</answer>", 0, 2)
+    assert tok.decode(seq) == "<bos>Sort #Cb4a7 #Da8 #Eb4a7<think>t</think><answer>#Da8 #Cb4a7 #Eb4a7</answer><eos>"
+    assert tok.decode_completion(seq[start:]) == "<think>t</think><answer>8 47 47</answer>"
+    assert tag_items("<answer>x=5 5 50</answer>", [("A", "5"), ("B", "50")]) == "<answer>x=#A5 5 #B50</answer>"
+    assert tag_items("<think>5</think>", [("A", "5")]) == "<think>5</think>"            # no answer: as it is
+    plain, _ = sequence(Tokenizer(places=True), "Sort 47 8 47", "<answer>8 47 47</answer>", 0, 2)
+    assert Tokenizer().decode(plain) == "<bos>Sort b4a7 a8 b4a7<answer>a8 b4a7 b4a7</answer><eos>"
+
+
 def test_restyle_retypes_a_share_of_questions_and_keeps_their_traces():
     """restyle: a share of the family questions get an opening, form and ending from the paraphrase pools;
     the trace and the answer are those of the question as drawn, and restyle 0 draws exactly as before."""
@@ -238,3 +253,16 @@ def test_restyle_retypes_a_share_of_questions_and_keeps_their_traces():
     for e in examples:
         a, b = (int(re.sub("[a-z]", "", x)) for x in e.reasoning.split()[0].split("+"))
         assert int(e.answer) == a + b
+
+
+def test_every_shipped_recipe_loads_and_its_items_trace_has_item_hints():
+    """Every recipe in trainer/recipes loads (plain or pipeline), and a stage that writes sort with item
+    letters also reads its questions with them (the init checkpoints, v13 and v15, have no items)."""
+    import glob
+    from trainer.recipe import load_recipe
+    paths = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "trainer", "recipes", "*.yaml")))
+    assert len(paths) > 20
+    for path in paths:
+        r = load_recipe(path)
+        for sft in [s.recipe.sft for s in r.stages if s.kind == "sft"] if r.stages else [r.sft] if r.sft else []:
+            assert sft.sort_trace != "items" or sft.items, path

@@ -50,8 +50,47 @@ def test_dict_round_trip_and_validation():
            ({"type": "char", "specials": list(SPECIALS), "alphabet": 5}, "'alphabet' must be a string"),
            ({"type": "char", "specials": list(SPECIALS), "alphabet": "a", "x": 1}, "unknown field 'x'"),
            ({"type": "char", "specials": list(SPECIALS), "alphabet": "a", "places": 1}, "'places' must be true or false"),
+           ({"type": "char", "specials": list(SPECIALS), "alphabet": "a", "items": "yes"},
+            "'items' must be true or false"),
            ([1], "expected a mapping")]
     for d, msg in bad:
         with pytest.raises(TokenizerError, match=msg) as e:
             Tokenizer.from_dict(d, source="model.msgpack: tokenizer")
         assert str(e.value).startswith("model.msgpack: tokenizer")
+
+
+def test_items_mark_each_number_of_a_list_and_nothing_else():
+    """mark_items: three or more numbers apart by spaces, commas or "and" are a list, each number after `#` and
+    its item letter (from ITEMS[offset]); sums, pairs, decimals and lists too long for the letters stay."""
+    from runtime.tokenizer import item_hints, mark_items
+    cases = {"Sort 47 8 44": "Sort #A47 #B8 #C44",
+             "Put 5, 3, 9 and 1 in order.": "Put #A5, #B3, #C9 and #D1 in order.",
+             "sort 4,2,5,2.": "sort #A4,#B2,#C5,#D2.", "Sort the list [5, 3, 9]": "Sort the list [#A5, #B3, #C9]",
+             "Arrange 5, 3, and 1 in ascending order.": "Arrange #A5, #B3, and #C1 in ascending order.",
+             "What is 47+5?": "What is 47+5?", "Add 47 and 5.": "Add 47 and 5.", "Sort 10 92": "Sort 10 92",
+             "What is 1.5 2 3?": "What is 1.5 2 3?", "Solve x^2-5x+6=0": "Solve x^2-5x+6=0",
+             "Sort " + " ".join(["7"] * 27): "Sort " + " ".join(["7"] * 27)}
+    for text, want in cases.items():
+        assert mark_items(text) == want, text
+    assert mark_items("Sort 47 8 44", 23) == "Sort #X47 #Y8 #Z44" and mark_items("Sort 47 8 44", 24) == "Sort 47 8 44"
+    assert item_hints("Sort 47 8 47", 2) == [("C", "47"), ("D", "8"), ("E", "47")] and item_hints("Sort 1 2") == []
+    tok = Tokenizer(places=True, items=True)
+    assert tok.decode(tok.encode_prompt("Sort 47 8 44", 1, 2)) == "<bos>Sort #Cc4b7 #Db8 #Ec4b4"
+    places = Tokenizer(places=True)
+    assert places.decode(places.encode_prompt("Sort 47 8 44")) == "<bos>Sort b4a7 a8 b4a4"
+    assert Tokenizer.from_dict(tok.to_dict()) == tok and tok != Tokenizer(places=True)
+    assert "items" not in Tokenizer(places=True).to_dict()          # older files read as before
+
+
+def test_an_items_model_answer_is_read_without_its_hints_in_text_and_stream():
+    """decode_completion and the runtime's stream drop `#B` before a number of the answer (an items model),
+    keep a `#` or capital that starts no hint, and leave a places-only model's answer as before."""
+    from runtime.tokenizer import unmark_answer, unmark_stream
+    tok = Tokenizer(places=True, items=True)
+    done = "<think>0:B8 4:C4,A7</think><answer>#Ba8 #Cb4a4 #Ab4a7 #A Zb9 x#y #5</answer>"
+    want = "<think>0:B8 4:C4,A7</think><answer>8 44 47 #A Z9 x#y #5</answer>"
+    assert unmark_answer(done, items=True) == want == tok.decode_completion(tok.encode(done))
+    assert "".join(unmark_stream((tok.token_str(i) for i in tok.encode(done)), items=True)) == want
+    plain = "".join(unmark_stream(tok.token_str(i) for i in tok.encode(done)))
+    assert plain == "<think>0:B8 4:C4,A7</think><answer>#B8 #C44 #A47 #A Z9 x#y #5</answer>" == unmark_answer(done)
+    assert "".join(unmark_stream(iter(["<answer>", "#", "B"]), items=True)) == "<answer>#B"   # held, then let go

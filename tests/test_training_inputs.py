@@ -57,7 +57,7 @@ def test_every_numeric_field_has_a_range(cls, ranges):
     ("sft", {"steps": 0}, "sft: steps=0: must be an integer >= 1"),
     ("sft", {"batch_size": 0}, "sft: batch_size=0: must be an integer >= 1"),
     ("sft", {"micro_batches": 0}, "sft: micro_batches=0: must be an integer >= 1"),
-    ("sft", {"sort_trace": "radx"}, "sft: sort_trace='radx': must be one of buckets, tally, radix"),
+    ("sft", {"sort_trace": "radx"}, "sft: sort_trace='radx': must be one of buckets, tally, radix, counted, items"),
     ("sft", {"grad_clip": 0}, "sft: grad_clip=0.0: must be a finite number > 0"),
     ("sft", {"kl_weight": float("nan")}, "sft: kl_weight=nan: must be a number in [0, 1]"),
     ("sft", {"mtp_lambda": -1}, "sft: mtp_lambda=-1.0: must be a finite number >= 0"),
@@ -214,6 +214,21 @@ def test_sft_context_lengthens_an_init_checkpoints_context_and_needs_an_init(tmp
     with pytest.raises(ConfigError, match=re.escape("r.yaml: sft: context 300 sets an init checkpoint's context; "
                                                     "without init, set model.max_position_embeddings")):
         tiny_recipe(context=300)
+
+
+def test_sft_items_turns_on_an_init_checkpoints_item_hints_and_the_items_trace_needs_them(tmp_path):
+    """sft.items: the fine-tune reads lists with item hints and its checkpoints' tokenizer says so (the same
+    vocabulary, every weight of the init's shape); sort_trace items without a tokenizer with items is refused."""
+    cfg = small_student()
+    init = tiny_checkpoint(tmp_path / "init", cfg)
+    sft = dict(TINY_SFT, init=init, families={"sort": 1.0}, sort_trace="items", context=256)
+    with pytest.raises(ConfigError, match=re.escape("r.yaml: sft: sort_trace=items writes the item letters of a "
+                                                    "tokenizer with items; add items: true")):
+        S.run_sft(recipe_from_dict({"sft": sft}, "r.yaml"), str(tmp_path / "no"), progress=False)
+    S.run_sft(recipe_from_dict({"sft": dict(sft, items=True)}, "r.yaml"), str(tmp_path / "s"), progress=False)
+    params, _, tok, _ = checkpoint.load(checkpoint.latest(str(tmp_path / "s")))
+    assert tok.items and tok.vocab == Tokenizer().vocab
+    assert {k: v.shape for k, v in params.items()} == {k: v.shape for k, v in checkpoint.load(init)[0].items()}
 
 
 def spread_reward(question, completion):

@@ -4,9 +4,12 @@ Batch k depends only on (seed, k), so a resumed run sees exactly the batches it 
 A sequence is `<bos> question <think> steps </think> <answer> answer </answer> <eos>`; the loss
 covers the completion (everything after the question), never the prompt.
 """
+import re
+
 import numpy as np
 
 from runtime.errors import ConfigError, DatasetError
+from runtime.tokenizer import ANSWER, ITEM, item_hints
 from trainer.config import check_weights
 from trainer.tasks import FAMILIES, TRAINABLE, load_jsonl, make_example, target_text
 
@@ -51,15 +54,16 @@ class Mixture:
         self.context = context
 
     def examples(self, rng, n):
-        """n training examples (question, completion text, place offset)."""
+        """n training examples (question, completion text, place offset, item offset)."""
         out = []
         for k in rng.choice(len(self.names), size=n, p=self.p):
             name = self.names[k]
             if name == "<jsonl>":
                 ex = self.pool[rng.integers(len(self.pool))]
             else:
-                ex = make_example(name, rng, self.split, places=self.tok.places, **self.styles)
-            out.append((ex.question, target_text(ex.reasoning, ex.answer), ex.offset))
+                ex = make_example(name, rng, self.split, places=self.tok.places, items=self.tok.items,
+                                  **self.styles)
+            out.append((ex.question, target_text(ex.reasoning, ex.answer), ex.offset, ex.item_offset))
         return out
 
     def batch(self, step, batch_size):
@@ -114,19 +118,34 @@ def cheapest_cuts(lengths, k):
     return cuts[::-1]
 
 
-def sequence(tok, question, completion, offset=0):
+def sequence(tok, question, completion, offset=0, item_offset=0):
     """-> (<bos> question completion <eos> ids, index of the first completion token); the numbers of the
-    question and of the answer marked with places from `offset` if the tokenizer has places. The model reads
-    all but the last token, so a sequence fits a context of len - 1 positions."""
-    prompt = tok.encode_prompt(question, offset)
+    question and of the answer marked with places from `offset` if the tokenizer has places, and with item
+    hints from `item_offset` if it has items (tag_items). The model reads all but the last token, so a
+    sequence fits a context of len - 1 positions."""
+    prompt = tok.encode_prompt(question, offset, item_offset)
+    if tok.items:
+        completion = tag_items(completion, item_hints(question, item_offset))
     return prompt + tok.encode_completion(completion, offset) + [tok.eos_id], len(prompt)
 
 
+def tag_items(completion, hints):
+    """The answer's numbers that are items of the question's list, each after the hint of the first such item
+    not yet used: hints [("A", "47"), ("B", "8"), ("C", "47")] and answer "8 47 47" -> "#B8 #A47 #C47"."""
+    head, sep, tail = completion.partition(ANSWER)
+    left = list(hints)
+
+    def tag(m):
+        k = next((k for k, (_, n) in enumerate(left) if n == m.group(0)), None)
+        return m.group(0) if k is None else ITEM + left.pop(k)[0] + m.group(0)
+    return head + sep + re.sub(r"(?<![\w.])[0-9]+", tag, tail) if sep and hints else completion
+
+
 def encode_batch(tok, pairs):
-    """(question, completion text[, place offset]) tuples -> tokens (B, T+1), completion mask (B, T)."""
+    """(question, completion text[, place offset[, item offset]]) tuples -> tokens (B, T+1), completion mask (B, T)."""
     seqs, starts = [], []
-    for question, completion, *offset in pairs:
-        seq, start = sequence(tok, question, completion, *offset)
+    for question, completion, *offsets in pairs:
+        seq, start = sequence(tok, question, completion, *offsets)
         seqs.append(seq)
         starts.append(start)
     L = max(map(len, seqs))

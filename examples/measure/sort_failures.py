@@ -1,9 +1,14 @@
-"""README "Students v15 and v16", "Students v17 and v18": a checkpoint's sorts, split by kind of list (single
-digits or not) and by whether its trace is the one written in training (trainer/tasks/cot.py cot_sort) and
-its answer right. The questions are the eval's (seed 0, as `tinyr1 eval`).
+"""README "Students v15 and v16", "Students v17 and v18", "Students v19 to v21": a checkpoint's sorts, split
+by kind of list (single digits or not) and by whether its trace is the one written in training
+(trainer/tasks/cot.py cot_sort, with item letters from A for a model with items) and its answer right. The questions are the eval's (seed 0, as `tinyr1 eval`).
 
     python examples/measure/sort_failures.py runs/student-v15/ckpt/step_002000
     python examples/measure/sort_failures.py runs/student-v17/radix/ckpt/step_002000 --trace radix
+    python examples/measure/sort_failures.py runs/student-v19/counted/ckpt/step_001250 --trace counted
+    python examples/measure/sort_failures.py runs/student-v20/items/ckpt/step_002000 --trace items
+
+A two-pass trace (radix: ones then tens; counted: seen then sorted) written otherwise is split by whether
+its first pass is the trained one.
 """
 import argparse
 import collections
@@ -21,6 +26,7 @@ ap.add_argument("--column", default="extrapolation", choices=["canonical", "phra
                 help="the eval table's column whose questions are asked")
 ap.add_argument("--n", type=int, default=200, help="distinct questions")
 args = ap.parse_args()
+SECOND_PASS = {"radix": " tens ", "counted": " sorted "}   # two-pass traces: where the second pass begins
 
 params, cfg, tok, _ = load(args.ckpt)
 asked = problems("sort", args.column, args.n, 0)
@@ -28,8 +34,13 @@ texts = generate_texts(params, cfg, tok, [p.question for p in asked], cfg.max_po
 kinds = collections.Counter()                 # (list kind, trace, answer) -> questions
 for p, text in zip(asked, texts):
     digits = max(FAMILIES["sort"].parse(p.question)) < 10
-    written = text.split("<think>")[-1].split("</think>")[0] == reasoning(p.question, "sort", sort_trace=args.trace)
-    kinds["single digits" if digits else "two-digit", "trace as trained" if written else "trace otherwise",
+    want = reasoning(p.question, "sort", sort_trace=args.trace, item_offset=0 if tok.items else None)
+    got = text.split("<think>")[-1].split("</think>")[0]
+    trace = "trace as trained" if got == want else "trace otherwise"
+    if got != want and args.trace in SECOND_PASS:      # which pass went wrong first
+        sep = SECOND_PASS[args.trace]
+        trace += ", first pass right" if got.split(sep)[0] == want.split(sep)[0] else ", first pass wrong"
+    kinds["single digits" if digits else "two-digit", trace,
           "right" if score(p.question, text)["correct"] else "wrong"] += 1
 print(f"{args.ckpt}: sort, {args.column}, {len(asked)} questions, {args.trace} trace")
 for kind in ("single digits", "two-digit"):

@@ -3,8 +3,8 @@ user JSONL datasets. "refuse" is the out-of-scope questions (runtime/tasks/scope
 refusal as their answer."""
 from runtime.tasks import FAMILIES, OUT_OF_SCOPE, REFUSAL, Family, Problem, family_of, score, split_of  # noqa: F401
 from runtime.tasks.words import WORDS
-from trainer.tasks.cot import (PAD_FAMILIES, WRITERS, cot_fib, draw_count_width, draw_offset, draw_width,  # noqa: F401
-                               reasoning, target, target_text)
+from trainer.tasks.cot import (PAD_FAMILIES, WRITERS, cot_fib, draw_count_width, draw_item_offset,  # noqa: F401
+                               draw_offset, draw_width, reasoning, target, target_text)
 from trainer.tasks.drill import FIB_DRILL, drilled_fib, drilled_speed, fib_from
 from trainer.tasks.jsonl import Example, load_jsonl  # noqa: F401
 from trainer.tasks.paraphrase import distracted, filler, restyled
@@ -14,7 +14,7 @@ TRAINABLE = list(FAMILIES) + [OUT_OF_SCOPE.name]      # what a recipe's `familie
 
 def make_example(family, rng, split="train", restyle=0.0, places=False, pad=0.0, distract=0.0, pad_count=0.0,
                  speed_facts=0.0, distract_strings=0.0, sort_trace="buckets", fib_sums=False,
-                 fib_drill=0.0, fib_drill_long=0.0):
+                 fib_drill=0.0, fib_drill_long=0.0, items=False):
     """A fresh Example of `family` (or "refuse") from `split`, with its chain of thought. For a model with
     `places` (runtime/tokenizer.py) question, trace and answer mark places from one random offset
     (Example.offset, trainer/tasks/cot.py). With probability `restyle` its question is retyped with an
@@ -27,10 +27,12 @@ def make_example(family, rng, split="train", restyle=0.0, places=False, pad=0.0,
     count trace starts with "." entries, up to cot.COUNT_WIDEST in all (cot.draw_count_width), drawn after
     that. With probability `speed_facts` a speed problem is drawn for one step of its long division, uniform
     over all steps (trainer/tasks/drill.py); speed_facts 0 draws nothing, so older recipes keep their batches.
-    A sort trace is written as `sort_trace` (cot.cot_sort: buckets, tally or radix), with `fib_sums` a fib
-    trace its values ones first with place letters (cot.cot_fib); neither draws. With probability
+    A sort trace is written as `sort_trace` (cot.cot_sort: buckets, tally, radix, counted or items), with
+    `fib_sums` a fib trace its values ones first with place letters (cot.cot_fib); neither draws. With probability
     `fib_drill` a fib example is a sequence from another start (trainer/tasks/drill.py drilled_fib), drawn
-    only when fib_drill > 0, and a share `fib_drill_long` of those a long one (drill.long_fib)."""
+    only when fib_drill > 0, and a share `fib_drill_long` of those a long one (drill.long_fib). For a model
+    with `items` the item letters of its lists start at a random offset (Example.item_offset,
+    cot.draw_item_offset), drawn last, so items false keeps the batches of older recipes."""
     o = draw_offset(rng) if places else 0
     trace = None                                  # the chain of thought, unless the question's own (reasoning)
     if family == OUT_OF_SCOPE.name:
@@ -57,5 +59,6 @@ def make_example(family, rng, split="train", restyle=0.0, places=False, pad=0.0,
             question = distracted(question, letter, filler(rng) if strings else str(rng.choice(WORDS))) or question
         if pad_count and rng.random() < pad_count:
             width = draw_count_width(rng, word)
-    trace = trace or reasoning(canonical, family, o, width, sort_trace, fib_sums)
-    return Example(question, trace, answer, family, offset=o)
+    io = draw_item_offset(rng) if items else None
+    trace = trace or reasoning(canonical, family, o, width, sort_trace, fib_sums, io)
+    return Example(question, trace, answer, family, offset=o, item_offset=io or 0)

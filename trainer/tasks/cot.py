@@ -17,10 +17,11 @@ Each family's trace begins with the problem restated in one canonical form, what
 from runtime.tasks import FAMILIES, REFUSAL_THINKING, family_of
 from runtime.tasks.algebra import quadratic_eq
 from runtime.errors import TaskError
-from runtime.tokenizer import PLACES, mark_places
+from runtime.tokenizer import PLACES, item_hints, mark_places
 
 OFFSETS = (0.5, 4)             # P(offset 0), and the largest offset (drawn uniformly from 1.. otherwise); in
 #                                minis (d=96, 2,500 steps) (0.3, 6) learned neither the range nor beyond it
+ITEM_OFFSETS = (0.3, 10)        # P(item offset 0), and the largest item offset (uniform from 1.. otherwise)
 PLACE_FAMILIES = ("add", "sub", "mul", "linear", "quadratic")      # the writers that take an offset
 PAD_FAMILIES, WIDEST = ("add", "sub"), 10   # the writers that take a width, and the widest drawn (10 columns)
 COUNT_WIDEST = 30              # the most entries of a padded count trace (issue 17 trains words of 1-20 letters)
@@ -59,6 +60,15 @@ def draw_offset(rng):
     if rng.random() < OFFSETS[0]:
         return 0
     return int(rng.integers(1, OFFSETS[1] + 1))
+
+
+def draw_item_offset(rng):
+    """The item letter offset of one training example (a tokenizer with items): 0 with probability
+    ITEM_OFFSETS[0], else 1..ITEM_OFFSETS[1]. Lists of at most 12 numbers at offsets up to 10 train the letters
+    A..V, so the letters of 13-16 numbers at offset 0 (M..P) are trained in every role."""
+    if rng.random() < ITEM_OFFSETS[0]:
+        return 0
+    return int(rng.integers(1, ITEM_OFFSETS[1] + 1))
 
 
 def add_steps(a, b, o=0, width=0):
@@ -236,7 +246,7 @@ def fib_values(n, start=(0, 1)):
     return vals[:n + 1]
 
 
-def cot_sort(p, trace="buckets"):
+def cot_sort(p, trace="buckets", o=0, letters=()):
     # 47 8 44 9 95 90 44 -> "0:8,9 1: 2: 3: 4:4,4,7 5: 6: 7: 8: 9:0,5": the numbers by tens digit, each
     # bucket listing its numbers' ones digits in rising order (a bucket is one digit's lookup, its order a
     # comparison of single digits); the answer reads the buckets in order: 8 9 44 44 47 90 95.
@@ -252,6 +262,28 @@ def cot_sort(p, trace="buckets"):
     # one bucket (v15 wrote a wrong one for 25 of 59 lists of 13-16 single digits): its ones buckets hold equal numbers, and
     # its tens bucket 0 is a copy of the ones pass. Every entry is a whole number, so the answer copies
     # entries rather than joining digits to their bucket's.
+    # trace "counted" (issue 18, student v19): every number with how often it has occurred so far, as count
+    # writes its running count (`r1 ... r2 r3`), first in the question's order, then sorted, numbers with place
+    # letters from offset o: "seen b4a7:1 a8:1 b4a4:1 a9:1 b9a5:1 b9a0:1 b4a4:2 sorted a8:1 a9:1 b4a4:1
+    # b4a4:2 b4a7:1 b9a0:1 b9a5:1". Every trace before lost or doubled one of a run of equal numbers past 12
+    # numbers; here no two entries are equal, so the next sorted entry is found by its value and count (is
+    # there a b4a4:3? else the least value above 44, at :1) and never by counting how many were written.
+    # trace "items" (issue 18, student v20; a tokenizer with items, runtime/tokenizer.py): the buckets, each
+    # entry a number's item letter and ones digit, in order of ones digit, then letter: "Sort #A47 #B8 #C44 #D9
+    # #E95 #F90 #G44" -> "0:B8,D9 1: 2: 3: 4:C4,G4,A7 5: 6: 7: 8: 9:F0,E5", and the answer writes each number
+    # with its item's hint, `#Ba8 #Da9 #Cb4a4 #Gb4a4 ...`. Equal numbers are told apart by their letters, so
+    # a bucket's next entry and the answer's next number are found by letter, never by counting how many
+    # equal ones were written. A list too short to be marked (1 or 2 numbers) keeps the plain buckets.
+    if trace == "items" and letters:
+        entries = sorted(zip(p, letters))               # by number, then letter
+        return " ".join(f"{t}:{','.join(f'{c}{x % 10}' for x, c in entries if x // 10 == t)}" for t in range(10))
+    if trace == "counted":
+        seen, counts = [], {}
+        for x in p:
+            counts[x] = counts.get(x, 0) + 1
+            seen.append(f"{placed(x, o)}:{counts[x]}")
+        ranked = [f"{placed(x, o)}:{k}" for x in sorted(counts) for k in range(1, counts[x] + 1)]
+        return " ".join(["seen", *seen, "sorted", *ranked])
     if trace == "radix":
         ones = [[x for x in p if x % 10 == u] for u in range(10)]
         tens = [[x for b in ones for x in b if x // 10 == t] for t in range(10)]
@@ -263,7 +295,7 @@ def cot_sort(p, trace="buckets"):
     return " ".join(f"{t}:{','.join(map(str, b))}" for t, b in enumerate(buckets))
 
 
-SORT_TRACES = ("buckets", "tally", "radix")     # cot_sort's traces, the recipe option sort_trace
+SORT_TRACES = ("buckets", "tally", "radix", "counted", "items")   # cot_sort's traces, the recipe option sort_trace
 
 
 WRITERS = {"add": cot_add, "sub": cot_sub, "mul": cot_mul, "count": cot_count, "linear": cot_linear,
@@ -271,11 +303,12 @@ WRITERS = {"add": cot_add, "sub": cot_sub, "mul": cot_mul, "count": cot_count, "
            "faq": lambda p: "recall"}
 
 
-def reasoning(question, family=None, offset=0, width=0, sort_trace="buckets", fib_sums=False):
+def reasoning(question, family=None, offset=0, width=0, sort_trace="buckets", fib_sums=False, item_offset=None):
     """The chain of thought for a question of a known family (or the refusal's, for `family="refuse"`), its
     place letters starting at PLACES[offset]; add and sub written at least `width` columns wide, count with
     at least `width` entries, sort as `sort_trace` (cot_sort), fib's values ones first with
-    place letters when `fib_sums`."""
+    place letters when `fib_sums`; sort "items" with the item letters mark_items gives the question's list
+    from ITEMS[item_offset] (None: a tokenizer without items, the plain buckets)."""
     if family == "refuse":
         return REFUSAL_THINKING
     fam = FAMILIES[family] if family else family_of(question)
@@ -289,7 +322,8 @@ def reasoning(question, family=None, offset=0, width=0, sort_trace="buckets", fi
     if fam.name == "count":
         return cot_count(params, width)
     if fam.name == "sort":
-        return cot_sort(params, sort_trace)
+        letters = [] if item_offset is None else [c for c, _ in item_hints(question, item_offset)]
+        return cot_sort(params, sort_trace, offset, letters)
     if fam.name == "fib":
         return cot_fib(params, offset, fib_sums)
     if fam.name in PLACE_FAMILIES:

@@ -21,6 +21,7 @@ class Example:
     family: str = "user"
     where: str = field(default="", compare=False)     # "path:line" of a JSONL example
     offset: int = 0                                     # place letters from PLACES[offset] (models with places)
+    item_offset: int = 0                                # item letters from ITEMS[item_offset] (models with items)
 
 
 def jsonl_rows(path, what="dataset", max_bytes=None):
