@@ -96,3 +96,4 @@ def test_sort_failures_split_every_question_once(student_ckpt_dir):
         counts = [(p.rsplit(" ", 1)[0], int(p.rsplit(" ", 1)[1])) for p in parts.split(", ") if p]
         assert sum(v for _, v in counts) == int(n) and sum(v for k, v in counts if k.endswith("right")) == int(right)
     assert re.search(r"^all: (\d+)/12 right$", out, re.M).group(1) == str(sum(int(r) for _, r, _, _ in kinds))
+    assert 0 <= int(re.search(r"^answers with fewer numbers than the list: (\d+)/12$", out, re.M).group(1)) <= 12

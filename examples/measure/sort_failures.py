@@ -32,6 +32,7 @@ params, cfg, tok, _ = load(args.ckpt)
 asked = problems("sort", args.column, args.n, 0)
 texts = generate_texts(params, cfg, tok, [p.question for p in asked], cfg.max_position_embeddings)
 kinds = collections.Counter()                 # (list kind, trace, answer) -> questions
+short = 0                                     # answers with fewer numbers than the list
 for p, text in zip(asked, texts):
     digits = max(FAMILIES["sort"].parse(p.question)) < 10
     want = reasoning(p.question, "sort", sort_trace=args.trace, item_offset=0 if tok.items else None)
@@ -40,6 +41,8 @@ for p, text in zip(asked, texts):
     if got != want and args.trace in SECOND_PASS:      # which pass went wrong first
         sep = SECOND_PASS[args.trace]
         trace += ", first pass right" if got.split(sep)[0] == want.split(sep)[0] else ", first pass wrong"
+    short += len(text.split("<answer>")[-1].split("</answer>")[0].replace(",", " ").split()) < len(
+        FAMILIES["sort"].parse(p.question))
     kinds["single digits" if digits else "two-digit", trace,
           "right" if score(p.question, text)["correct"] else "wrong"] += 1
 print(f"{args.ckpt}: sort, {args.column}, {len(asked)} questions, {args.trace} trace")
@@ -48,3 +51,4 @@ for kind in ("single digits", "two-digit"):
     print(f"{kind}: {sum(v for (_, a), v in mine.items() if a == 'right')}/{sum(mine.values())} right; "
           + ", ".join(f"{t} and {a} {v}" for (t, a), v in sorted(mine.items())))
 print(f"all: {sum(v for k, v in kinds.items() if k[2] == 'right')}/{len(asked)} right")
+print(f"answers with fewer numbers than the list: {short}/{len(asked)}")
