@@ -21,7 +21,7 @@ from runtime.model import dequantize
 def prompt_note(tok):
     """How a prompt becomes token ids for this model, written into every export's metadata: a places model
     (runtime/tokenizer.py) reads its numbers with place letters, an items model its lists' numbers with item
-    hints, so another runtime must mark them too."""
+    hints, so another runtime must mark them too; an items or hints model's answer carries `#` hints to drop."""
     marks = []
     if tok.items:
         marks.append("items: mark each list's numbers with item hints (runtime.tokenizer.mark_items: "
@@ -29,9 +29,10 @@ def prompt_note(tok):
     if tok.places:
         marks.append("places: mark the prompt's numbers with place letters (runtime.tokenizer."
                      "mark_places: 'What is 47+5?' -> 'What is b4a7+a5?')")
+    undo = "unmark_answer(completion, items=True)" if tok.answer_hints else "unmark_places"
     if not marks:
-        return "plain: encode the prompt as it is, one token per character"
-    undo = "unmark_answer(completion, items=True)" if tok.items else "unmark_places"
+        plain = "plain: encode the prompt as it is, one token per character"
+        return plain + (f", and unmark the answer ({undo})" if tok.hints else "")
     return ", then ".join(marks) + f" before encoding, and unmark the answer ({undo})"
 
 

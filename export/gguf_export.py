@@ -232,6 +232,7 @@ def write_metadata(w, compiled, lay, quantized):
     w.add_pad_token_id(tok.pad_id)
     w.add_bool("tinyr1.places", bool(tok.places))     # llama.cpp ignores these; a user reads how to prompt
     w.add_bool("tinyr1.items", bool(tok.items))
+    w.add_bool("tinyr1.hints", bool(tok.hints))
     w.add_string("tinyr1.prompt", prompt_note(tok))
 
 

@@ -88,6 +88,7 @@ def build_model(compiled, mode, int8):
                                    "weights": "int8" if int8 else "float32",
                                    "places": str(bool(compiled.tokenizer.places)).lower(),
                                    "items": str(bool(compiled.tokenizer.items)).lower(),
+                                   "hints": str(bool(compiled.tokenizer.hints)).lower(),
                                    "prompt": prompt_note(compiled.tokenizer)})
     return model
 

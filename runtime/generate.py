@@ -174,10 +174,10 @@ def generate(model, prompt, *, max_new_tokens=None, temperature=0.0, top_k=None,
 
 def _decode(model, ids, max_new_tokens, temperature, top_k, top_p, seed, stats, speculative):
     """generate's loop, over checked options; a places model's answer is read without its place letters (an
-    items model's without its item hints too)."""
+    items or hints model's without its hints too)."""
     pieces = _pieces(model, ids, max_new_tokens, temperature, top_k, top_p, seed, stats, speculative)
     tok = model.tokenizer
-    return unmark_stream(pieces, tok.items) if tok.places or tok.items else pieces
+    return unmark_stream(pieces, tok.answer_hints) if tok.places or tok.answer_hints else pieces
 
 
 def _pieces(model, ids, max_new_tokens, temperature, top_k, top_p, seed, stats, speculative):

@@ -19,6 +19,12 @@ then places: `#Ab4a7 #Ba8 #Cb4a4`), and the model writes the numbers of its answ
 each one is (`<answer>#Ba8 #Cb4a4 #Ab4a7</answer>`), which decode_completion and the runtime's stream drop.
 Equal numbers of a list are then told apart by their letters, not by where they stand (Zhou et al. 2023,
 index hints). Training starts the letters at a random offset; the runtime starts them at A.
+
+A tokenizer with `hints` reads the prompt as it is, but its model writes each number of its answer after a
+hint of its own (`<answer>#Aa8 #Ab4a4 #Bb4a4</answer>`: a lettered sort trace gives each entry a letter,
+`4:A4,B4`, and the answer's number the letter of its entry; trainer/tasks/cot.py cot_sort), which decoding
+drops as it drops items'. The answer then finds its next number by a letter, not by counting how many equal
+numbers it has written.
 """
 import re
 
@@ -121,8 +127,8 @@ def _mark_state(held, items):
 
 
 class Tokenizer:
-    def __init__(self, alphabet=DEFAULT_ALPHABET, specials=SPECIALS, places=False, items=False):
-        self.places, self.items = bool(places), bool(items)
+    def __init__(self, alphabet=DEFAULT_ALPHABET, specials=SPECIALS, places=False, items=False, hints=False):
+        self.places, self.items, self.hints = bool(places), bool(items), bool(hints)
         self.specials = tuple(specials)
         self.alphabet = str(alphabet)
         if len(set(self.alphabet)) != len(self.alphabet):
@@ -180,9 +186,14 @@ class Tokenizer:
 
     def decode_completion(self, ids):
         """Generated ids -> text without <eos>, the answer's place letters (and item hints) removed if the
-        tokenizer has places (items)."""
+        tokenizer has places (items or hints)."""
         text = self.decode([t for t in ids if t != self.eos_id])
-        return unmark_answer(text, self.items) if self.places or self.items else text
+        return unmark_answer(text, self.answer_hints) if self.places or self.answer_hints else text
+
+    @property
+    def answer_hints(self):
+        """Whether the model writes its answer's numbers after `#` hints (items or hints) that decoding drops."""
+        return self.items or self.hints
 
     def decode(self, ids, skip_special=False):
         out = []
@@ -201,17 +212,17 @@ class Tokenizer:
     def to_dict(self):
         d = {"type": "char", "specials": list(self.specials), "alphabet": self.alphabet}
         return {**d, **({"places": True} if self.places else {}),   # files without them read as before
-                **({"items": True} if self.items else {})}
+                **({"items": True} if self.items else {}), **({"hints": True} if self.hints else {})}
 
     @classmethod
     def from_dict(cls, d, source="tokenizer"):
         if not isinstance(d, dict):
             raise TokenizerError(f"{source}: expected a mapping, got {type(d).__name__}")
-        extra = set(d) - {"type", "specials", "alphabet", "places", "items"}
+        extra = set(d) - {"type", "specials", "alphabet", "places", "items", "hints"}
         if extra:
             raise TokenizerError(f"{source}: unknown field {sorted(extra)[0]!r}; allowed: type, specials, alphabet, "
-                                 f"places, items")
-        for flag in ("places", "items"):
+                                 f"places, items, hints")
+        for flag in ("places", "items", "hints"):
             if not isinstance(d.get(flag, False), bool):
                 raise TokenizerError(f"{source}: field {flag!r} must be true or false, got {d[flag]!r:.80}")
         if d.get("type") != "char":
@@ -225,14 +236,14 @@ class Tokenizer:
         if missing:
             raise TokenizerError(f"{source}: field 'specials' lacks {missing[0]!r}, which tinyr1 needs")
         try:
-            return cls(alphabet, specials, d.get("places", False), d.get("items", False))
+            return cls(alphabet, specials, d.get("places", False), d.get("items", False), d.get("hints", False))
         except TokenizerError as e:
             raise TokenizerError(f"{source}: {e}") from None
 
     def __eq__(self, other):
         return isinstance(other, Tokenizer) and \
-            (self.specials, self.alphabet, self.places, self.items) == \
-            (other.specials, other.alphabet, other.places, other.items)
+            (self.specials, self.alphabet, self.places, self.items, self.hints) == \
+            (other.specials, other.alphabet, other.places, other.items, other.hints)
 
     def __hash__(self):
-        return hash((self.specials, self.alphabet, self.places, self.items))
+        return hash((self.specials, self.alphabet, self.places, self.items, self.hints))

@@ -204,3 +204,19 @@ def test_an_items_model_reads_lists_with_item_hints_in_the_runtime_as_in_the_tra
     q = "Sort 47 8 44"
     assert tok.decode(model.encode_prompt(q)) == "<bos>Sort #Ab4a7 #Ba8 #Cb4a4"
     assert "".join(model.generate(q, max_new_tokens=12)) == generate_texts(params, cfg, tok, [q], 12)[0]
+
+
+def test_a_hints_model_streams_its_answer_without_the_hints_it_writes(monkeypatch):
+    """The tokenizer's hints travel in the model file, and the runtime's stream drops the `#A` hints a hints
+    model writes before its answer's numbers (sort trace indexed), as decode_completion does; the prompt is
+    read without item hints."""
+    import runtime.generate as G
+    cfg = small_student()
+    tok = Tokenizer(places=True, hints=True)
+    model = Model(parse_document(compile_model(random_params(cfg), cfg, tok, quant="float32")[0]))
+    assert model.tokenizer.hints and model.tokenizer == tok
+    assert tok.decode(model.encode_prompt("Sort 47 8 44")) == "<bos>Sort b4a7 a8 b4a4"
+    written = "<think>0:A8 4:B4,C7</think><answer>#Aa8 #Bb4a4 #Cb4a7</answer>"
+    monkeypatch.setattr(G, "_pieces", lambda *a: iter([tok.token_str(i) for i in tok.encode(written)]))
+    shown = "".join(model.generate("Sort 47 8 44", max_new_tokens=40))
+    assert shown == "<think>0:A8 4:B4,C7</think><answer>8 44 47</answer>" == tok.decode_completion(tok.encode(written))

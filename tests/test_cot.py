@@ -7,11 +7,13 @@ import pytest
 
 from runtime.errors import DatasetError, TaskError
 from runtime.tasks.algebra import fib
-from runtime.tokenizer import (PLACES, Tokenizer, item_hints, mark_answer, mark_places, unmark_answer, unmark_places,
+from runtime.tokenizer import (ITEM, ITEMS, PLACES, Tokenizer, item_hints, mark_answer, mark_places, unmark_answer,
+                               unmark_places,
                                unmark_stream)
 from trainer.data import sequence, tag_items
 from trainer.tasks import FAMILIES, load_jsonl, make_example, split_of, target, target_text
-from trainer.tasks.cot import COUNT_WIDEST, OFFSETS, SORT_TRACES, WIDEST, placed, reasoning
+from trainer.tasks.cot import (COUNT_WIDEST, OFFSETS, SORT_TRACES, WIDEST, entry_letters, index_answer, placed,
+                               reasoning)
 
 EXACT = {
     "What is 47+38?": "<think>b4a7+b3a8 a7+8=15 b4+3+1=8 =b8a5</think><answer>85</answer>",
@@ -382,7 +384,16 @@ def check_steps(ex):
         buckets = [w.split(":") for w in t.split()]
         assert [int(k) for k, _ in buckets] == list(range(10)), t
         entries = [(k, u) for k, us in buckets for u in us.split(",") if us]
-        if any(u[0].isupper() for _, u in entries):    # items: "C4" is item C, whose number's ones digit is 4
+        answer = ex.answer
+        if answer.startswith(ITEM):                   # indexed or nth: "C4" is entry C, the answer's number after #C
+            letters = [c for _, (c, _) in entries]
+            assert letters in (entry_letters(sorted(given), ex.item_offset, "indexed"),
+                               entry_letters(sorted(given), ex.item_offset, "nth")), t
+            hinted = [w.partition(ITEM)[2] for w in answer.split()]
+            assert [w[0] for w in hinted] == letters, answer
+            answer = " ".join(w[1:] for w in hinted)
+            entries = [(k, u) for k, (_, u) in entries]
+        elif any(u[0].isupper() for _, u in entries):  # items: "C4" is item C, whose number's ones digit is 4
             items = {c: int(n) for c, n in item_hints(ex.question, ex.item_offset)}
             assert sorted(c for _, (c, _) in entries) == sorted(items), t
             assert all(items[c] == 10 * int(k) + int(u) for k, (c, u) in entries), t
@@ -395,7 +406,62 @@ def check_steps(ex):
                                               [(int(k), u) for k, u, _ in tallies][1:])), t
             entries = [(k, u) for k, u, n in tallies for _ in range(n)]
         got = [10 * int(k) + int(u) for k, u in entries]
-        assert got == sorted(given) and " ".join(map(str, got)) == ex.answer, t
+        assert got == sorted(given) and " ".join(map(str, got)) == answer, t
+
+
+def test_sort_indexed_letters_its_entries_in_order_and_the_answer_copies_them_by_letter():
+    """sort_trace indexed (a tokenizer with hints): v13's buckets, each entry after a letter in order from the
+    entry offset, and the answer's k-th number after the k-th letter's hint; a list longer than the letters
+    left keeps the plain buckets. The prompt is read without item hints, the answer without its hints."""
+    q = "Sort 47 8 44 9 95 90 44"
+    assert reasoning(q, "sort", sort_trace="indexed", item_offset=0) == \
+        "0:A8,B9 1: 2: 3: 4:C4,D4,E7 5: 6: 7: 8: 9:F0,G5"
+    assert reasoning(q, "sort", sort_trace="indexed", item_offset=19) == \
+        "0:T8,U9 1: 2: 3: 4:V4,W4,X7 5: 6: 7: 8: 9:Y0,Z5"
+    assert reasoning(q, "sort", sort_trace="indexed", item_offset=20) == reasoning(q, "sort")   # past Z
+    assert reasoning("Sort 9 8", "sort", sort_trace="indexed", item_offset=2) == "0:C8,D9 1: 2: 3: 4: 5: 6: 7: 8: 9:"
+    assert index_answer("8 9 44 44 47 90 95", 0) == "#A8 #B9 #C44 #D44 #E47 #F90 #G95"
+    tok = Tokenizer(places=True, hints=True)
+    completion = target_text(reasoning(q, "sort", sort_trace="indexed", item_offset=1), index_answer("8 9 44", 1))
+    seq, start = sequence(tok, q, completion, 0, 1)
+    assert tok.decode(seq[1:start]) == mark_places(q)                     # no item hints in the prompt
+    assert tok.decode(seq[start:]).endswith("<answer>#Ba8 #Ca9 #Db4a4</answer><eos>")
+    assert tok.decode_completion(seq[start:]).endswith("<answer>8 9 44</answer>")
+
+
+def test_sort_nth_letters_each_entry_by_which_occurrence_of_its_number_it_is():
+    """sort_trace nth: v13's buckets, each entry after the letter of its occurrence among equal numbers (the
+    first 44 A, the second B), the answer's numbers after the same letters."""
+    q = "Sort 47 8 44 9 95 90 44 8 8"
+    assert reasoning(q, "sort", sort_trace="nth", item_offset=0) == \
+        "0:A8,B8,C8,A9 1: 2: 3: 4:A4,B4,A7 5: 6: 7: 8: 9:A0,A5"
+    assert reasoning(q, "sort", sort_trace="nth", item_offset=23) == \
+        "0:X8,Y8,Z8,X9 1: 2: 3: 4:X4,Y4,X7 5: 6: 7: 8: 9:X0,X5"
+    assert reasoning(q, "sort", sort_trace="nth", item_offset=24) == reasoning(q, "sort")   # past Z
+    assert index_answer("8 8 9 44 44", 0, "nth") == "#A8 #B8 #A9 #A44 #B44"
+
+
+@pytest.mark.parametrize("trace", ["indexed", "nth"])
+def test_lettered_sort_examples_are_v13s_with_letters_and_draw_the_offset_for_sort_only(trace):
+    """A lettered trace's examples are the plain buckets' with letters added (question, answer and place
+    offset unchanged), every step checked; the letter offset is drawn last and for sort only, like items'
+    (0 about 30% of the time, up to 10, so 12 numbers train the letters up to V), so other families keep
+    their batches."""
+    offsets, letters = [], set()
+    for seed in range(300):
+        plain = make_example("sort", np.random.default_rng(seed), restyle=0.3, places=True)
+        ex = make_example("sort", np.random.default_rng(seed), restyle=0.3, places=True, sort_trace=trace)
+        assert (ex.question, re.sub("#[A-Z]", "", ex.answer), ex.offset) == (plain.question, plain.answer, plain.offset)
+        assert re.sub("[A-Z]", "", ex.reasoning) == plain.reasoning       # v13's buckets, letters aside
+        offsets.append(ex.item_offset)
+        letters |= set(re.findall("[A-Z]", ex.reasoning))
+        if FAMILIES["sort"].parse(ex.question):             # a retyped question need not parse
+            check_steps(ex)
+    assert 0.2 < offsets.count(0) / len(offsets) < 0.4 and max(offsets) == 10, offsets
+    assert max(letters) >= ("V" if trace == "indexed" else "K"), letters    # nth: offset 10 starts at K
+    for fam in ("add", "count", "fib", "refuse"):
+        plain = make_example(fam, np.random.default_rng(3), places=True)
+        assert make_example(fam, np.random.default_rng(3), places=True, sort_trace=trace) == plain
 
 
 @pytest.mark.parametrize("places", [False, True])
@@ -414,7 +480,8 @@ def test_traces_compute_the_right_answer_and_fit_the_context(family, places):
                               sort_trace=SORT_TRACES[i % len(SORT_TRACES)], fib_sums=places,
                               fib_drill=0.5 if places else 0.0, items=places)
             drilled = " if fib(0)=" in ex.question                # checked by check_steps alone
-            assert family == "refuse" or drilled or FAMILIES[family].verify(ex.question, ex.answer)
+            answer = re.sub(f"{ITEM}[A-Z]", "", ex.answer)      # an indexed sort's hints dropped
+            assert family == "refuse" or drilled or FAMILIES[family].verify(ex.question, answer)
             check_steps(ex)
             seq, _ = sequence(tok, ex.question, target_text(ex.reasoning, ex.answer), ex.offset, ex.item_offset)
             assert len(seq) - 1 <= (768 if family == "fib" and places else 512), ex

@@ -88,8 +88,9 @@ def test_fib_drills_count_what_they_print(student_ckpt_dir):
 
 
 def test_sort_failures_split_every_question_once(student_ckpt_dir):
-    """sort_failures.py counts each question once, in its kind of list, and its totals add up."""
-    out = run("sort_failures.py", student_ckpt_dir, "--n", "12", "--column", "canonical")
+    """sort_failures.py counts each question once, in its kind of list, and its totals add up; --show prints
+    every wrong sort (the bundled student misses some of 13-16 numbers) with its trace as written."""
+    out = run("sort_failures.py", student_ckpt_dir, "--n", "12", "--show", "12")    # 13-16 numbers: some wrong
     kinds = re.findall(r"^(single digits|two-digit): (\d+)/(\d+) right; (.*)$", out, re.M)
     assert [k for k, *_ in kinds] == ["single digits", "two-digit"] and sum(int(n) for _, _, n, _ in kinds) == 12, out
     for _, right, n, parts in kinds:
@@ -97,3 +98,5 @@ def test_sort_failures_split_every_question_once(student_ckpt_dir):
         assert sum(v for _, v in counts) == int(n) and sum(v for k, v in counts if k.endswith("right")) == int(right)
     assert re.search(r"^all: (\d+)/12 right$", out, re.M).group(1) == str(sum(int(r) for _, r, _, _ in kinds))
     assert 0 <= int(re.search(r"^answers with fewer numbers than the list: (\d+)/12$", out, re.M).group(1)) <= 12
+    wrong = 12 - int(re.search(r"^all: (\d+)/12 right$", out, re.M).group(1))      # --show: each wrong one, as written
+    assert wrong and len(re.findall(r"^Sort .*\n  trained: .*\n  written: .*<answer>", out, re.M)) == wrong, out

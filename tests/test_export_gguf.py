@@ -122,6 +122,7 @@ def test_metadata_describes_the_model(exported, case):
     assert kv("tinyr1.places") is (case == STUDENT) and tok.places is (case == STUDENT)
     assert ("mark_places" in kv("tinyr1.prompt")) is tok.places
     assert kv("tinyr1.items") is tok.items and ("mark_items" in kv("tinyr1.prompt")) is tok.items
+    assert kv("tinyr1.hints") is tok.hints
     assert report["tied_output"] == cfg["tie_word_embeddings"]
     assert report["tensors"] == len(gguf.GGUFReader(gguf_path).tensors)
 

@@ -107,6 +107,7 @@ def test_both_models_pass_the_full_checker(exported, case, weights):
         assert props["places"] == ("true" if case == STUDENT else "false")
         assert ("mark_places" in props["prompt"]) == (case == STUDENT)
         assert props["items"] == "false" and "mark_items" not in props["prompt"]      # the bundled student: no items
+        assert props["hints"] == "false"
     assert report["bytes"] == sum(os.path.getsize(os.path.join(out_dir, f)) for f in ("prefill.onnx", "decode.onnx"))
 
 
@@ -186,9 +187,14 @@ def test_bad_requests_raise_export_errors(exported, tmp_path):
 
 def test_every_export_says_how_an_items_model_is_prompted():
     """An items model's prompt note (GGUF tinyr1.prompt, ONNX prompt, TFLite description) names both marks, in
-    the order the runtime applies them, and the unmarking of answers with item hints."""
+    the order the runtime applies them, and the unmarking of answers with item hints; a hints model's names
+    the unmarking without item marks."""
     from export.common import prompt_note
     from runtime.tokenizer import Tokenizer
     note = prompt_note(Tokenizer(places=True, items=True))
     assert note.index("mark_items") < note.index("mark_places") and "unmark_answer(completion, items=True)" in note
     assert "mark_items" not in prompt_note(Tokenizer(places=True)) and prompt_note(Tokenizer()).startswith("plain")
+    hints = prompt_note(Tokenizer(places=True, hints=True))     # its own hints: the prompt marks places only
+    assert "mark_items" not in hints and "mark_places" in hints and "unmark_answer(completion, items=True)" in hints
+    assert "unmark_answer(completion, items=True)" in prompt_note(Tokenizer(hints=True))
+    assert "unmark" not in prompt_note(Tokenizer())

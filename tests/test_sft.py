@@ -257,7 +257,8 @@ def test_restyle_retypes_a_share_of_questions_and_keeps_their_traces():
 
 def test_every_shipped_recipe_loads_and_its_items_trace_has_item_hints():
     """Every recipe in trainer/recipes loads (plain or pipeline), and a stage that writes sort with item
-    letters also reads its questions with them (the init checkpoints, v13 and v15, have no items)."""
+    letters also reads its questions with them (the init checkpoints, v13 and v15, have no items), and one that
+    writes a lettered sort (indexed, nth) has hints."""
     import glob
     from trainer.recipe import load_recipe
     paths = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "trainer", "recipes", "*.yaml")))
@@ -266,3 +267,4 @@ def test_every_shipped_recipe_loads_and_its_items_trace_has_item_hints():
         r = load_recipe(path)
         for sft in [s.recipe.sft for s in r.stages if s.kind == "sft"] if r.stages else [r.sft] if r.sft else []:
             assert sft.sort_trace != "items" or sft.items, path
+            assert sft.sort_trace not in ("indexed", "nth") or sft.hints, path

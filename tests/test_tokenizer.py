@@ -52,6 +52,8 @@ def test_dict_round_trip_and_validation():
            ({"type": "char", "specials": list(SPECIALS), "alphabet": "a", "places": 1}, "'places' must be true or false"),
            ({"type": "char", "specials": list(SPECIALS), "alphabet": "a", "items": "yes"},
             "'items' must be true or false"),
+           ({"type": "char", "specials": list(SPECIALS), "alphabet": "a", "hints": 0},
+            "'hints' must be true or false"),
            ([1], "expected a mapping")]
     for d, msg in bad:
         with pytest.raises(TokenizerError, match=msg) as e:
@@ -94,3 +96,16 @@ def test_an_items_model_answer_is_read_without_its_hints_in_text_and_stream():
     plain = "".join(unmark_stream(tok.token_str(i) for i in tok.encode(done)))
     assert plain == "<think>0:B8 4:C4,A7</think><answer>#B8 #C44 #A47 #A Z9 x#y #5</answer>" == unmark_answer(done)
     assert "".join(unmark_stream(iter(["<answer>", "#", "B"]), items=True)) == "<answer>#B"   # held, then let go
+
+
+def test_a_hints_model_reads_its_prompt_as_it_is_and_its_answer_without_hints():
+    """A tokenizer with hints (sort traces indexed and nth: the model writes its own hints) marks no prompt with
+    items, decode_completion drops the answer's `#B` as an items model's (the stream: test_compile_runtime), the
+    flag survives to_dict/from_dict, and a tokenizer without it writes no "hints" field (older files read so)."""
+    tok = Tokenizer(places=True, hints=True)
+    assert tok.decode(tok.encode_prompt("Sort 47 8 44")) == "<bos>Sort b4a7 a8 b4a4"
+    done = "<think>0:A8 4:B4,C7</think><answer>#Aa8 #Bb4a4 #Cb4a7</answer>"
+    assert tok.decode_completion(tok.encode(done)) == "<think>0:A8 4:B4,C7</think><answer>8 44 47</answer>"
+    assert Tokenizer.from_dict(tok.to_dict()) == tok and tok != Tokenizer(places=True, items=True)
+    assert tok.to_dict()["hints"] is True and "hints" not in Tokenizer(places=True, items=True).to_dict()
+    assert tok.answer_hints and Tokenizer(items=True).answer_hints and not Tokenizer(places=True).answer_hints

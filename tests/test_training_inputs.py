@@ -231,6 +231,22 @@ def test_sft_items_turns_on_an_init_checkpoints_item_hints_and_the_items_trace_n
     assert {k: v.shape for k, v in params.items()} == {k: v.shape for k, v in checkpoint.load(init)[0].items()}
 
 
+def test_sft_hints_turns_on_an_init_checkpoints_hints_and_the_indexed_trace_needs_them(tmp_path):
+    """sft.hints: the fine-tune's checkpoints say their answers carry hints (the same vocabulary and weights'
+    shapes, prompts read as before); sort_trace indexed without a tokenizer with hints is refused."""
+    cfg = small_student()
+    init = tiny_checkpoint(tmp_path / "init", cfg)
+    sft = dict(TINY_SFT, init=init, families={"sort": 1.0}, sort_trace="indexed", context=256)
+    with pytest.raises(ConfigError, match=re.escape("r.yaml: sft: sort_trace=indexed writes the answer's numbers "
+                                                    "after hints that only a tokenizer with hints drops; add "
+                                                    "hints: true")):
+        S.run_sft(recipe_from_dict({"sft": sft}, "r.yaml"), str(tmp_path / "no"), progress=False)
+    S.run_sft(recipe_from_dict({"sft": dict(sft, hints=True)}, "r.yaml"), str(tmp_path / "s"), progress=False)
+    params, _, tok, _ = checkpoint.load(checkpoint.latest(str(tmp_path / "s")))
+    assert tok.hints and not tok.items and tok.vocab == Tokenizer().vocab
+    assert {k: v.shape for k, v in params.items()} == {k: v.shape for k, v in checkpoint.load(init)[0].items()}
+
+
 def spread_reward(question, completion):
     """Rewards that differ within every group, so each step updates the weights."""
     return float(len(completion) % 5)

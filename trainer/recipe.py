@@ -61,7 +61,10 @@ class SFTConfig:
     #                                   sorts of 13-16 numbers): buckets "4:4,4,7", tally "4:4x2,7x1" (v14), or
     #                                   radix, a ones pass then a tens pass of whole numbers "4:44,44,47" (v17),
     #                                   counted, each number with its running count "b4a4:2" (v19), or
-    #                                   items, buckets of item letters "4:C4,G4,A7" (v20; needs items)
+    #                                   items, buckets of item letters "4:C4,G4,A7" (v20; needs items), or
+    #                                   indexed, buckets of entry letters in order "4:C4,D4,E7", the answer's
+    #                                   numbers after them "#Cb4a4" (v23; needs hints), or nth, each entry's
+    #                                   letter which occurrence of its number it is "4:A4,B4,A7" (v24; hints)
     fib_sums: bool = False            # fib traces write each value ones first with place letters, "a5b5,0"
     #                                   (trainer/tasks/cot.py cot_fib; issue 18's fib(41..45))
     fib_drill: float = 0.0            # share of fib examples that are sequences from other starts, fib(0)=a and
@@ -74,6 +77,9 @@ class SFTConfig:
     #                                   property of the model, saved with its tokenizer; init's wins)
     items: bool = False               # lists in questions read with item hints, "#A47 #B8 #C44" (runtime/
     #                                   tokenizer.py mark_items; saved with the tokenizer; turns init's on)
+    hints: bool = False               # the answer's numbers written after hints of the model's own, "#Cb4a4",
+    #                                   that decoding drops (runtime/tokenizer.py; saved with the tokenizer;
+    #                                   turns init's on; sort_traces indexed and nth write them)
     init: str = ""                    # start from this checkpoint's weights (its config wins over `model`)
     teacher: str = ""                 # distillation: add a token-level KL to this checkpoint's distribution
     kl_weight: float = 0.5            # loss = (1 - kl_weight) * CE + kl_weight * KL(teacher || student)

@@ -56,7 +56,7 @@ def run_sft(recipe, out_dir, resume=False, progress=True, max_steps=None, thread
     threads [default: every CPU this process may use]; the thread count does not change the results.
     Returns (params, cfg, tok)."""
     cfg, sc = recipe.model, recipe.sft
-    tok = Tokenizer(places=sc.places, items=sc.items)
+    tok = Tokenizer(places=sc.places, items=sc.items, hints=sc.hints)
     cfg.vocab_size = tok.vocab_size                      # the vocabulary is the tokenizer's, always
     os.makedirs(out_dir, exist_ok=True)
     if sc.init:                                          # continue from a checkpoint (control runs, distillation)
@@ -66,8 +66,8 @@ def run_sft(recipe, out_dir, resume=False, progress=True, max_steps=None, thread
             raise ConfigError(f"{recipe.path}: sft: places=true, but sft.init {sc.init} was trained without place "
                               f"letters in its questions; remove places (a model keeps the tokenizer it was "
                               f"trained with)")
-        if sc.items and not tok.items:                   # the vocabulary holds "#" and A-Z: no new weights
-            tok = Tokenizer(tok.alphabet, tok.specials, tok.places, items=True)
+        if (sc.items and not tok.items) or (sc.hints and not tok.hints):   # "#" and A-Z are in the vocabulary
+            tok = Tokenizer(tok.alphabet, tok.specials, tok.places, tok.items or sc.items, tok.hints or sc.hints)
         if sc.context:                                   # RoPE is computed: a longer context changes no weight
             cfg.max_position_embeddings = sc.context
         context = (cfg.max_position_embeddings, f"{recipe.path}: sft.context" if sc.context else
@@ -78,6 +78,9 @@ def run_sft(recipe, out_dir, resume=False, progress=True, max_steps=None, thread
     if sc.sort_trace == "items" and not tok.items:
         raise ConfigError(f"{recipe.path}: sft: sort_trace=items writes the item letters of a tokenizer with items; "
                           f"add items: true")
+    if sc.sort_trace in ("indexed", "nth") and not tok.hints:
+        raise ConfigError(f"{recipe.path}: sft: sort_trace={sc.sort_trace} writes the answer's numbers after hints "
+                          f"that only a tokenizer with hints drops; add hints: true")
     mix = Mixture(tok, sc.families, sc.datasets, sc.dataset_weight, sc.seed, f"{recipe.path}: sft", sc.split,
                   **sc.styles())
     teacher = load_teacher(sc.teacher, tok, f"{recipe.path}: sft.teacher") if sc.teacher else None

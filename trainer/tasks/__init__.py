@@ -4,7 +4,7 @@ refusal as their answer."""
 from runtime.tasks import FAMILIES, OUT_OF_SCOPE, REFUSAL, Family, Problem, family_of, score, split_of  # noqa: F401
 from runtime.tasks.words import WORDS
 from trainer.tasks.cot import (PAD_FAMILIES, WRITERS, cot_fib, draw_count_width, draw_item_offset,  # noqa: F401
-                               draw_offset, draw_width, reasoning, target, target_text)
+                               draw_offset, draw_width, index_answer, reasoning, target, target_text)
 from trainer.tasks.drill import FIB_DRILL, drilled_fib, drilled_speed, fib_from
 from trainer.tasks.jsonl import Example, load_jsonl  # noqa: F401
 from trainer.tasks.paraphrase import distracted, filler, restyled
@@ -32,7 +32,9 @@ def make_example(family, rng, split="train", restyle=0.0, places=False, pad=0.0,
     `fib_drill` a fib example is a sequence from another start (trainer/tasks/drill.py drilled_fib), drawn
     only when fib_drill > 0, and a share `fib_drill_long` of those a long one (drill.long_fib). For a model
     with `items` the item letters of its lists start at a random offset (Example.item_offset,
-    cot.draw_item_offset), drawn last, so items false keeps the batches of older recipes."""
+    cot.draw_item_offset), drawn last, so items false keeps the batches of older recipes; the sort traces
+    "indexed" and "nth" draw their entry letters' offset the same way (for sort only) and write the answer's
+    numbers after their entries' hints (cot.index_answer)."""
     o = draw_offset(rng) if places else 0
     trace = None                                  # the chain of thought, unless the question's own (reasoning)
     if family == OUT_OF_SCOPE.name:
@@ -59,6 +61,9 @@ def make_example(family, rng, split="train", restyle=0.0, places=False, pad=0.0,
             question = distracted(question, letter, filler(rng) if strings else str(rng.choice(WORDS))) or question
         if pad_count and rng.random() < pad_count:
             width = draw_count_width(rng, word)
-    io = draw_item_offset(rng) if items else None
+    lettered = family == "sort" and sort_trace in ("indexed", "nth")
+    io = draw_item_offset(rng) if items or lettered else None
     trace = trace or reasoning(canonical, family, o, width, sort_trace, fib_sums, io)
+    if lettered:                                  # the answer's numbers after their entries' letters
+        answer = index_answer(answer, io, sort_trace)
     return Example(question, trace, answer, family, offset=o, item_offset=io or 0)

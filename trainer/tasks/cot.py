@@ -17,7 +17,7 @@ Each family's trace begins with the problem restated in one canonical form, what
 from runtime.tasks import FAMILIES, REFUSAL_THINKING, family_of
 from runtime.tasks.algebra import quadratic_eq
 from runtime.errors import TaskError
-from runtime.tokenizer import PLACES, item_hints, mark_places
+from runtime.tokenizer import ITEM, ITEMS, PLACES, item_hints, mark_places
 
 OFFSETS = (0.5, 4)             # P(offset 0), and the largest offset (drawn uniformly from 1.. otherwise); in
 #                                minis (d=96, 2,500 steps) (0.3, 6) learned neither the range nor beyond it
@@ -69,6 +69,27 @@ def draw_item_offset(rng):
     if rng.random() < ITEM_OFFSETS[0]:
         return 0
     return int(rng.integers(1, ITEM_OFFSETS[1] + 1))
+
+
+def entry_letters(numbers, offset, trace="indexed"):
+    """The letters of a lettered sort trace's entries, one for each of the sorted `numbers`, from ITEMS[offset]:
+    "indexed" letters them in order (8 44 44 -> A B C), "nth" by which occurrence of its number each is
+    (8 44 44 -> A A B); none (the plain buckets) for an offset of None or more letters than are left."""
+    if trace == "nth":
+        ks = [sum(1 for y in numbers[:i] if y == x) for i, x in enumerate(numbers)]
+    else:
+        ks = list(range(len(numbers)))
+    if offset is None or not ks or max(ks) + offset >= len(ITEMS):
+        return []
+    return [ITEMS[offset + k] for k in ks]
+
+
+def index_answer(answer, offset, trace="indexed"):
+    """A sort answer with each number after its entry's hint (sort traces "indexed" and "nth"): "8 44 44" from
+    offset 0 -> "#A8 #B44 #C44" (indexed), "#A8 #A44 #B44" (nth); as it is when entry_letters gives none."""
+    numbers = answer.split()
+    letters = entry_letters(numbers, offset, trace)
+    return " ".join(ITEM + c + x for c, x in zip(letters, numbers)) if letters else answer
 
 
 def add_steps(a, b, o=0, width=0):
@@ -274,8 +295,20 @@ def cot_sort(p, trace="buckets", o=0, letters=()):
     # with its item's hint, `#Ba8 #Da9 #Cb4a4 #Gb4a4 ...`. Equal numbers are told apart by their letters, so
     # a bucket's next entry and the answer's next number are found by letter, never by counting how many
     # equal ones were written. A list too short to be marked (1 or 2 numbers) keeps the plain buckets.
-    if trace == "items" and letters:
-        entries = sorted(zip(p, letters))               # by number, then letter
+    # trace "indexed" (issue 18, student v23; a tokenizer with hints): the buckets, each entry a letter in order
+    # from the first (ITEMS[item offset]) and the ones digit: "0:A8,B9 1: 2: 3: 4:C4,D4,E7 5: 6: 7: 8: 9:F0,G5",
+    # and the answer writes its k-th number after the k-th entry's letter, `#Aa8 #Ba9 #Cb4a4 #Db4a4 ...`
+    # (index_answer). The buckets are v13's; only the answer's copy changes: v13 wrote the right buckets for 45
+    # of its 72 wrong sorts of 13-16 numbers and dropped or doubled an entry while copying them (`8:3,5,5`
+    # answered `85 85 85`). Here the next number is found by the next letter, never by counting.
+    # trace "nth" (issue 18, student v24; a tokenizer with hints): the buckets, each entry after a letter for
+    # which occurrence of its number it is, "0:A8,A9 1: 2: 3: 4:A4,B4,A7 5: 6: 7: 8: 9:A0,A5", the answer's
+    # numbers after their entries' letters, `#Aa8 #Aa9 #Ab4a4 #Bb4a4 #Ab4a7 ...`. v23's letters in order
+    # counted the entries, and its traces of 13-16 numbers stopped near the 12th letter, the longest list
+    # trained; an occurrence letter counts only equal numbers (rarely more than 5 in 16), and the entry a
+    # letter and number name is unique, so the answer finds the next entry after it in the trace.
+    if trace in ("items", "indexed", "nth") and letters:
+        entries = sorted(zip(p, letters)) if trace == "items" else list(zip(sorted(p), letters))
         return " ".join(f"{t}:{','.join(f'{c}{x % 10}' for x, c in entries if x // 10 == t)}" for t in range(10))
     if trace == "counted":
         seen, counts = [], {}
@@ -295,7 +328,7 @@ def cot_sort(p, trace="buckets", o=0, letters=()):
     return " ".join(f"{t}:{','.join(map(str, b))}" for t, b in enumerate(buckets))
 
 
-SORT_TRACES = ("buckets", "tally", "radix", "counted", "items")   # cot_sort's traces, the recipe option sort_trace
+SORT_TRACES = ("buckets", "tally", "radix", "counted", "items", "indexed", "nth")   # cot_sort's, recipe sort_trace
 
 
 WRITERS = {"add": cot_add, "sub": cot_sub, "mul": cot_mul, "count": cot_count, "linear": cot_linear,
@@ -308,7 +341,8 @@ def reasoning(question, family=None, offset=0, width=0, sort_trace="buckets", fi
     place letters starting at PLACES[offset]; add and sub written at least `width` columns wide, count with
     at least `width` entries, sort as `sort_trace` (cot_sort), fib's values ones first with
     place letters when `fib_sums`; sort "items" with the item letters mark_items gives the question's list
-    from ITEMS[item_offset] (None: a tokenizer without items, the plain buckets)."""
+    from ITEMS[item_offset] (None: a tokenizer without items, the plain buckets), sort "indexed" and "nth" with
+    entry letters from ITEMS[item_offset] (entry_letters)."""
     if family == "refuse":
         return REFUSAL_THINKING
     fam = FAMILIES[family] if family else family_of(question)
@@ -322,7 +356,10 @@ def reasoning(question, family=None, offset=0, width=0, sort_trace="buckets", fi
     if fam.name == "count":
         return cot_count(params, width)
     if fam.name == "sort":
-        letters = [] if item_offset is None else [c for c, _ in item_hints(question, item_offset)]
+        if sort_trace in ("indexed", "nth"):
+            letters = entry_letters(sorted(params), item_offset, sort_trace)
+        else:
+            letters = [] if item_offset is None else [c for c, _ in item_hints(question, item_offset)]
         return cot_sort(params, sort_trace, offset, letters)
     if fam.name == "fib":
         return cot_fib(params, offset, fib_sums)
