@@ -542,3 +542,34 @@ def test_drilled_speed_problems_practise_every_division_step_and_keep_older_batc
         speed.sample(np.random.default_rng(0), "extrapolate", draw=drilled_speed)
     for fam in ("add", "count", "linear"):
         assert make_example(fam, np.random.default_rng(4), speed_facts=1.0) == make_example(fam, np.random.default_rng(4))
+
+
+def test_drilled_sort_lists_hold_long_runs_of_equal_numbers_within_the_training_range():
+    """sort_runs: a drilled sort list has 6-12 numbers from 1-5 distinct values, so runs of equal numbers up
+    to 12 long, which sort's own draw makes rare; it stays in the training range and its split, with the
+    plain trace and answer; sort_runs 0 draws nothing (older batches) and no other family draws differently."""
+    from trainer.tasks.drill import drilled_sort
+    sort = FAMILIES["sort"]
+
+    def longest_runs(runs):
+        out = []
+        for seed in range(1000):
+            ex = make_example("sort", np.random.default_rng(seed), sort_runs=runs)
+            p = sort.parse(ex.question)
+            if p:                                            # a retyped question need not parse; these are not retyped
+                out.append(max(p.count(x) for x in p))
+                check_steps(ex)
+                assert sort.size(p) == "train" and ex.answer == sort.solve(ex.question), ex
+        return out
+    drilled, natural = longest_runs(1.0), longest_runs(0.0)
+    assert len(drilled) == len(natural) == 1000
+    assert sum(r >= 5 for r in drilled) > 300 and sum(r >= 5 for r in natural) < 20, (drilled, natural)
+    assert max(drilled) == 12
+    for seed in range(20):
+        p = sort.sample(np.random.default_rng(seed), "heldout", draw=drilled_sort)
+        assert split_of(p.question) == "heldout" and 6 <= len(sort.parse(p.question)) <= 12
+    with pytest.raises(TaskError, match="sort: drilled lists are of the training range, not 'extrapolate'"):
+        sort.sample(np.random.default_rng(0), "extrapolate", draw=drilled_sort)
+    assert make_example("sort", np.random.default_rng(5), sort_runs=0.0) == make_example("sort", np.random.default_rng(5))
+    for fam in ("add", "count", "fib"):
+        assert make_example(fam, np.random.default_rng(4), sort_runs=1.0) == make_example(fam, np.random.default_rng(4))

@@ -150,7 +150,7 @@ def test_teaching_replays_the_families_as_the_student_was_trained():
                                          "speed_facts": sft.speed_facts,
                                          "distract_strings": sft.distract_strings, "sort_trace": sft.sort_trace,
                                          "fib_sums": sft.fib_sums, "fib_drill": sft.fib_drill,
-                                         "fib_drill_long": sft.fib_drill_long}
+                                         "fib_drill_long": sft.fib_drill_long, "sort_runs": sft.sort_runs}
     assert sft.pad > 0
     recipe = teach.teach_recipe("CKPT", "taught.jsonl", teach.replay_families(info), styles=teach.replay_styles(info))
     assert (recipe.sft.pad, recipe.sft.distract, recipe.sft.pad_count, recipe.sft.families) == \

@@ -71,6 +71,8 @@ class SFTConfig:
     #                                   fib(1)=b (trainer/tasks/drill.py drilled_fib): the sums to learn
     fib_drill_long: float = 0.0       # share of those sequences run 20-45 steps from starts in 0..99, as long as
     #                                   fib's own traces (trainer/tasks/drill.py long_fib)
+    sort_runs: float = 0.0            # share of sort lists drawn from 1-5 distinct values, runs of equal
+    #                                   numbers up to 12 long (trainer/tasks/drill.py drilled_sort)
     context: int = 0                  # with init: the model's max_position_embeddings raised (or lowered) to
     #                                   this (no weight changes: RoPE is computed); 0 keeps init's
     places: bool = False              # questions read with place letters (runtime/tokenizer.py mark_places; a
@@ -93,7 +95,7 @@ class SFTConfig:
 
 
 STYLES = ("restyle", "pad", "distract", "pad_count", "speed_facts", "distract_strings", "sort_trace", "fib_sums",
-          "fib_drill", "fib_drill_long")
+          "fib_drill", "fib_drill_long", "sort_runs")
 
 
 # The interval of every numeric SFTConfig field (trainer/config.py check_ranges); min_lr <= lr besides.
@@ -104,7 +106,7 @@ SFT_RANGES = {
     "beta2": "[0, 1)", "grad_clip": "(0, inf)", "bias_update_speed": "[0, 1]", "aux_alpha": "[0, inf)",
     "mtp_lambda": "[0, inf)", "dataset_weight": "[0, inf)", "restyle": "[0, 1]", "pad": "[0, 1]",
     "distract": "[0, 1]", "pad_count": "[0, 1]", "speed_facts": "[0, 1]", "distract_strings": "[0, 1]",
-    "fib_drill": "[0, 1]", "fib_drill_long": "[0, 1]", "context": "[0, inf)", "kl_weight": "[0, 1]",
+    "fib_drill": "[0, 1]", "fib_drill_long": "[0, 1]", "sort_runs": "[0, 1]", "context": "[0, inf)", "kl_weight": "[0, 1]",
     "checkpoint_every": "[1, inf)", "log_every": "[1, inf)", "keep_checkpoints": "[1, inf)",
 }
 

@@ -177,10 +177,10 @@ def replay_families(info):
 
 
 def replay_styles(info):
-    """{pad, distract, pad_count, speed_facts, distract_strings} of the recipe that trained a checkpoint: its
+    """The writing options (trainer/recipe.py STYLES but restyle) of the recipe that trained a checkpoint: its
     replayed families are written the same way (padded add, sub and count traces, distracted count questions,
-    drilled speed steps), so teaching does not unlearn what they taught (v6's 7-8 digit sums). Empty when the
-    recipe is not known."""
+    drilled speed steps, its sort trace), so teaching does not unlearn what they taught (v6's 7-8 digit sums).
+    Empty when the recipe is not known."""
     sft = _student_sft(info)
     return {} if sft is None else {k: v for k, v in sft.styles().items() if k != "restyle"}
 

@@ -1,4 +1,4 @@
-"""README "Students v15 and v16" to "Students v22 to v24": a checkpoint's sorts, split by kind of list
+"""README "Students v15 and v16" to "Students v22 to v25": a checkpoint's sorts, split by kind of list
 (single digits or not) and by whether its trace is the one written in training (trainer/tasks/cot.py
 cot_sort, its item or entry letters from A for a model with items or a lettered trace) and its answer right;
 with --show, the first wrong ones as written. The questions are the eval's (seed 0, as `tinyr1 eval`).

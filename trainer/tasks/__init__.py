@@ -5,7 +5,7 @@ from runtime.tasks import FAMILIES, OUT_OF_SCOPE, REFUSAL, Family, Problem, fami
 from runtime.tasks.words import WORDS
 from trainer.tasks.cot import (PAD_FAMILIES, WRITERS, cot_fib, draw_count_width, draw_item_offset,  # noqa: F401
                                draw_offset, draw_width, index_answer, reasoning, target, target_text)
-from trainer.tasks.drill import FIB_DRILL, drilled_fib, drilled_speed, fib_from
+from trainer.tasks.drill import FIB_DRILL, drilled_fib, drilled_sort, drilled_speed, fib_from
 from trainer.tasks.jsonl import Example, load_jsonl  # noqa: F401
 from trainer.tasks.paraphrase import distracted, filler, restyled
 
@@ -14,7 +14,7 @@ TRAINABLE = list(FAMILIES) + [OUT_OF_SCOPE.name]      # what a recipe's `familie
 
 def make_example(family, rng, split="train", restyle=0.0, places=False, pad=0.0, distract=0.0, pad_count=0.0,
                  speed_facts=0.0, distract_strings=0.0, sort_trace="buckets", fib_sums=False,
-                 fib_drill=0.0, fib_drill_long=0.0, items=False):
+                 fib_drill=0.0, fib_drill_long=0.0, items=False, sort_runs=0.0):
     """A fresh Example of `family` (or "refuse") from `split`, with its chain of thought. For a model with
     `places` (runtime/tokenizer.py) question, trace and answer mark places from one random offset
     (Example.offset, trainer/tasks/cot.py). With probability `restyle` its question is retyped with an
@@ -34,7 +34,8 @@ def make_example(family, rng, split="train", restyle=0.0, places=False, pad=0.0,
     with `items` the item letters of its lists start at a random offset (Example.item_offset,
     cot.draw_item_offset), drawn last, so items false keeps the batches of older recipes; the sort traces
     "indexed" and "nth" draw their entry letters' offset the same way (for sort only) and write the answer's
-    numbers after their entries' hints (cot.index_answer)."""
+    numbers after their entries' hints (cot.index_answer). With probability `sort_runs` a sort list is
+    drawn with long runs of equal numbers (drill.py drilled_sort), drawn only when sort_runs > 0."""
     o = draw_offset(rng) if places else 0
     trace = None                                  # the chain of thought, unless the question's own (reasoning)
     if family == OUT_OF_SCOPE.name:
@@ -46,7 +47,8 @@ def make_example(family, rng, split="train", restyle=0.0, places=False, pad=0.0,
         trace = cot_fib(k, o, fib_sums, (a, b))
     else:
         drilled = family == "speed" and speed_facts and rng.random() < speed_facts
-        p = FAMILIES[family].sample(rng, split, draw=drilled_speed if drilled else None)
+        runs = family == "sort" and sort_runs and rng.random() < sort_runs
+        p = FAMILIES[family].sample(rng, split, draw=drilled_speed if drilled else drilled_sort if runs else None)
         canonical, answer = p.question, p.answer
     question = canonical
     if restyle and rng.random() < restyle:

@@ -1,5 +1,6 @@
 """Drills: speed problems drawn so that every long-division step is practised (recipe option
-`speed_facts`), and Fibonacci-like sequences from other starts, to practise fib's sums (`fib_drill`).
+`speed_facts`), Fibonacci-like sequences from other starts, to practise fib's sums (`fib_drill`), and sort
+lists of the training range with long runs of equal numbers (`sort_runs`).
 
 Speed's own draw (v in 1..300 km/h, t in 1..12 hours, d = v*t) makes a step m/t of d's long division
 (trainer/tasks/cot.py divide) as common as the distances that lead to it: in 20,000 training problems 55/8
@@ -83,3 +84,19 @@ def long_fib(rng):
 def fib_from(k, a, b):
     """fib(k) of the sequence with fib(0) = a, fib(1) = b, fib(i) = fib(i-1) + fib(i-2)."""
     return fib_values(k, (a, b))[-1]
+
+
+SORT_RUNS_VALUES = 5        # a drilled sort list's numbers come from at most this many distinct values
+
+
+def drilled_sort(rng, size="train"):
+    """A sort list of the training range (6-12 numbers in 0..99, single digits 30% of the time, as sort's
+    own draw) whose numbers are drawn from 1-5 distinct values, so runs of equal numbers run up to 12 long;
+    a `draw` for Family.sample. Sort's own lists of 12 rarely repeat a number 4 times, lists of 13-16 often
+    do, and v13 lost one of such runs, in its trace or in the answer's copy (`8:3,5,5` answered `85 85 85`)."""
+    if size != "train":
+        raise TaskError(f"sort: drilled lists are of the training range, not {size!r}")
+    n = int(rng.integers(6, 13))
+    hi = 10 if rng.random() < 0.3 else 100
+    values = rng.choice(hi, size=int(rng.integers(1, SORT_RUNS_VALUES + 1)), replace=False)
+    return tuple(int(values[i]) for i in rng.integers(0, len(values), n))
