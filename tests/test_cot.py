@@ -12,7 +12,7 @@ from runtime.tokenizer import (ITEM, ITEMS, PLACES, Tokenizer, item_hints, mark_
                                unmark_stream)
 from trainer.data import sequence, tag_items
 from trainer.tasks import FAMILIES, load_jsonl, make_example, split_of, target, target_text
-from trainer.tasks.cot import (COUNT_WIDEST, OFFSETS, SORT_TRACES, WIDEST, entry_letters, index_answer, placed,
+from trainer.tasks.cot import (COUNT_WIDEST, LETTERED, OFFSETS, SORT_TRACES, WIDEST, entry_letters, index_answer, placed,
                                reasoning)
 
 EXACT = {
@@ -409,18 +409,29 @@ def check_steps(ex):
         assert got == sorted(given) and " ".join(map(str, got)) == answer, t
 
 
-def test_sort_indexed_letters_its_entries_in_order_and_the_answer_copies_them_by_letter():
-    """sort_trace indexed (a tokenizer with hints): v13's buckets, each entry after a letter in order from the
-    entry offset, and the answer's k-th number after the k-th letter's hint; a list longer than the letters
-    left keeps the plain buckets. The prompt is read without item hints, the answer without its hints."""
-    q = "Sort 47 8 44 9 95 90 44"
-    assert reasoning(q, "sort", sort_trace="indexed", item_offset=0) == \
-        "0:A8,B9 1: 2: 3: 4:C4,D4,E7 5: 6: 7: 8: 9:F0,G5"
-    assert reasoning(q, "sort", sort_trace="indexed", item_offset=19) == \
-        "0:T8,U9 1: 2: 3: 4:V4,W4,X7 5: 6: 7: 8: 9:Y0,Z5"
-    assert reasoning(q, "sort", sort_trace="indexed", item_offset=20) == reasoning(q, "sort")   # past Z
-    assert reasoning("Sort 9 8", "sort", sort_trace="indexed", item_offset=2) == "0:C8,D9 1: 2: 3: 4: 5: 6: 7: 8: 9:"
+@pytest.mark.parametrize("trace, q, offset, want", [
+    # indexed: v13's buckets, each entry after a letter in order from the entry offset
+    ("indexed", "Sort 47 8 44 9 95 90 44", 0, "0:A8,B9 1: 2: 3: 4:C4,D4,E7 5: 6: 7: 8: 9:F0,G5"),
+    ("indexed", "Sort 47 8 44 9 95 90 44", 19, "0:T8,U9 1: 2: 3: 4:V4,W4,X7 5: 6: 7: 8: 9:Y0,Z5"),
+    ("indexed", "Sort 9 8", 2, "0:C8,D9 1: 2: 3: 4: 5: 6: 7: 8: 9:"),
+    # nth: each entry after the letter of its occurrence among equal numbers (the first 44 A, the second B)
+    ("nth", "Sort 47 8 44 9 95 90 44 8 8", 0, "0:A8,B8,C8,A9 1: 2: 3: 4:A4,B4,A7 5: 6: 7: 8: 9:A0,A5"),
+    ("nth", "Sort 47 8 44 9 95 90 44 8 8", 23, "0:X8,Y8,Z8,X9 1: 2: 3: 4:X4,Y4,X7 5: 6: 7: 8: 9:X0,X5"),
+    # letters past Z: the plain buckets
+    ("indexed", "Sort 47 8 44 9 95 90 44", 20, None),
+    ("nth", "Sort 47 8 44 9 95 90 44 8 8", 24, None)])
+def test_lettered_sort_traces_letter_their_entries(trace, q, offset, want):
+    """The lettered sort traces (a tokenizer with hints) are v13's buckets with a letter before each entry;
+    a list whose letters would run past Z keeps the plain buckets."""
+    assert reasoning(q, "sort", sort_trace=trace, item_offset=offset) == (want or reasoning(q, "sort"))
+
+
+def test_lettered_answers_carry_their_entries_letters_and_decode_without_them():
+    """The answer's numbers after their entries' letters (indexed: the k-th letter; nth: the occurrence's);
+    the prompt is read without item hints, the answer shown without its hints."""
     assert index_answer("8 9 44 44 47 90 95", 0) == "#A8 #B9 #C44 #D44 #E47 #F90 #G95"
+    assert index_answer("8 8 9 44 44", 0, "nth") == "#A8 #B8 #A9 #A44 #B44"
+    q = "Sort 47 8 44 9 95 90 44"
     tok = Tokenizer(places=True, hints=True)
     completion = target_text(reasoning(q, "sort", sort_trace="indexed", item_offset=1), index_answer("8 9 44", 1))
     seq, start = sequence(tok, q, completion, 0, 1)
@@ -429,19 +440,7 @@ def test_sort_indexed_letters_its_entries_in_order_and_the_answer_copies_them_by
     assert tok.decode_completion(seq[start:]).endswith("<answer>8 9 44</answer>")
 
 
-def test_sort_nth_letters_each_entry_by_which_occurrence_of_its_number_it_is():
-    """sort_trace nth: v13's buckets, each entry after the letter of its occurrence among equal numbers (the
-    first 44 A, the second B), the answer's numbers after the same letters."""
-    q = "Sort 47 8 44 9 95 90 44 8 8"
-    assert reasoning(q, "sort", sort_trace="nth", item_offset=0) == \
-        "0:A8,B8,C8,A9 1: 2: 3: 4:A4,B4,A7 5: 6: 7: 8: 9:A0,A5"
-    assert reasoning(q, "sort", sort_trace="nth", item_offset=23) == \
-        "0:X8,Y8,Z8,X9 1: 2: 3: 4:X4,Y4,X7 5: 6: 7: 8: 9:X0,X5"
-    assert reasoning(q, "sort", sort_trace="nth", item_offset=24) == reasoning(q, "sort")   # past Z
-    assert index_answer("8 8 9 44 44", 0, "nth") == "#A8 #B8 #A9 #A44 #B44"
-
-
-@pytest.mark.parametrize("trace", ["indexed", "nth"])
+@pytest.mark.parametrize("trace", LETTERED)
 def test_lettered_sort_examples_are_v13s_with_letters_and_draw_the_offset_for_sort_only(trace):
     """A lettered trace's examples are the plain buckets' with letters added (question, answer and place
     offset unchanged), every step checked; the letter offset is drawn last and for sort only, like items'

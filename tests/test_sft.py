@@ -261,10 +261,11 @@ def test_every_shipped_recipe_loads_and_its_items_trace_has_item_hints():
     writes a lettered sort (indexed, nth) has hints."""
     import glob
     from trainer.recipe import load_recipe
+    from trainer.tasks import cot
     paths = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "trainer", "recipes", "*.yaml")))
     assert len(paths) > 20
     for path in paths:
         r = load_recipe(path)
         for sft in [s.recipe.sft for s in r.stages if s.kind == "sft"] if r.stages else [r.sft] if r.sft else []:
             assert sft.sort_trace != "items" or sft.items, path
-            assert sft.sort_trace not in ("indexed", "nth") or sft.hints, path
+            assert sft.sort_trace not in cot.LETTERED or sft.hints, path

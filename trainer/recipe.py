@@ -106,7 +106,8 @@ SFT_RANGES = {
     "beta2": "[0, 1)", "grad_clip": "(0, inf)", "bias_update_speed": "[0, 1]", "aux_alpha": "[0, inf)",
     "mtp_lambda": "[0, inf)", "dataset_weight": "[0, inf)", "restyle": "[0, 1]", "pad": "[0, 1]",
     "distract": "[0, 1]", "pad_count": "[0, 1]", "speed_facts": "[0, 1]", "distract_strings": "[0, 1]",
-    "fib_drill": "[0, 1]", "fib_drill_long": "[0, 1]", "sort_runs": "[0, 1]", "context": "[0, inf)", "kl_weight": "[0, 1]",
+    "fib_drill": "[0, 1]", "fib_drill_long": "[0, 1]", "sort_runs": "[0, 1]", "context": "[0, inf)",
+    "kl_weight": "[0, 1]",
     "checkpoint_every": "[1, inf)", "log_every": "[1, inf)", "keep_checkpoints": "[1, inf)",
 }
 

@@ -18,6 +18,7 @@ from trainer.data import Mixture
 from trainer.errors import DivergenceError
 from trainer.model import BUFFER_SUFFIX, count_params, init_params, logits, loss_and_grads
 from trainer.optim import AdamW, clip_grads, lr_at
+from trainer.tasks.cot import LETTERED
 
 
 def update_balance_bias(params, loads, gamma):
@@ -78,7 +79,7 @@ def run_sft(recipe, out_dir, resume=False, progress=True, max_steps=None, thread
     if sc.sort_trace == "items" and not tok.items:
         raise ConfigError(f"{recipe.path}: sft: sort_trace=items writes the item letters of a tokenizer with items; "
                           f"add items: true")
-    if sc.sort_trace in ("indexed", "nth") and not tok.hints:
+    if sc.sort_trace in LETTERED and not tok.hints:
         raise ConfigError(f"{recipe.path}: sft: sort_trace={sc.sort_trace} writes the answer's numbers after hints "
                           f"that only a tokenizer with hints drops; add hints: true")
     mix = Mixture(tok, sc.families, sc.datasets, sc.dataset_weight, sc.seed, f"{recipe.path}: sft", sc.split,

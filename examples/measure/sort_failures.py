@@ -20,7 +20,7 @@ from runtime.tasks import FAMILIES, score
 from trainer.checkpoint import load
 from trainer.evaluate import problems
 from trainer.generate import generate_texts
-from trainer.tasks.cot import SORT_TRACES, reasoning
+from trainer.tasks.cot import LETTERED, SORT_TRACES, reasoning
 
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 ap.add_argument("ckpt", help="a trainer checkpoint directory")
@@ -41,7 +41,7 @@ short = shown = 0                             # answers with fewer numbers than 
 for p, text in zip(asked, texts):
     digits = max(FAMILIES["sort"].parse(p.question)) < 10
     want = reasoning(p.question, "sort", sort_trace=args.trace,
-                     item_offset=0 if tok.items or args.trace in ("indexed", "nth") else None)
+                     item_offset=0 if tok.items or args.trace in LETTERED else None)
     got = text.split("<think>")[-1].split("</think>")[0]
     trace = "trace as trained" if got == want else "trace otherwise"
     if got != want and args.trace in SECOND_PASS:      # which pass went wrong first

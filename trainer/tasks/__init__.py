@@ -3,7 +3,7 @@ user JSONL datasets. "refuse" is the out-of-scope questions (runtime/tasks/scope
 refusal as their answer."""
 from runtime.tasks import FAMILIES, OUT_OF_SCOPE, REFUSAL, Family, Problem, family_of, score, split_of  # noqa: F401
 from runtime.tasks.words import WORDS
-from trainer.tasks.cot import (PAD_FAMILIES, WRITERS, cot_fib, draw_count_width, draw_item_offset,  # noqa: F401
+from trainer.tasks.cot import (LETTERED, PAD_FAMILIES, WRITERS, cot_fib, draw_count_width, draw_item_offset,  # noqa: F401
                                draw_offset, draw_width, index_answer, reasoning, target, target_text)
 from trainer.tasks.drill import FIB_DRILL, drilled_fib, drilled_sort, drilled_speed, fib_from
 from trainer.tasks.jsonl import Example, load_jsonl  # noqa: F401
@@ -63,7 +63,7 @@ def make_example(family, rng, split="train", restyle=0.0, places=False, pad=0.0,
             question = distracted(question, letter, filler(rng) if strings else str(rng.choice(WORDS))) or question
         if pad_count and rng.random() < pad_count:
             width = draw_count_width(rng, word)
-    lettered = family == "sort" and sort_trace in ("indexed", "nth")
+    lettered = family == "sort" and sort_trace in LETTERED
     io = draw_item_offset(rng) if items or lettered else None
     trace = trace or reasoning(canonical, family, o, width, sort_trace, fib_sums, io)
     if lettered:                                  # the answer's numbers after their entries' letters

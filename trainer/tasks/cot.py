@@ -307,7 +307,7 @@ def cot_sort(p, trace="buckets", o=0, letters=()):
     # counted the entries, and its traces of 13-16 numbers stopped near the 12th letter, the longest list
     # trained; an occurrence letter counts only equal numbers (rarely more than 5 in 16), and the entry a
     # letter and number name is unique, so the answer finds the next entry after it in the trace.
-    if trace in ("items", "indexed", "nth") and letters:
+    if (trace == "items" or trace in LETTERED) and letters:
         entries = sorted(zip(p, letters)) if trace == "items" else list(zip(sorted(p), letters))
         return " ".join(f"{t}:{','.join(f'{c}{x % 10}' for x, c in entries if x // 10 == t)}" for t in range(10))
     if trace == "counted":
@@ -329,6 +329,7 @@ def cot_sort(p, trace="buckets", o=0, letters=()):
 
 
 SORT_TRACES = ("buckets", "tally", "radix", "counted", "items", "indexed", "nth")   # cot_sort's, recipe sort_trace
+LETTERED = ("indexed", "nth")  # sort traces the model letters itself, its answers after the letters (tokenizer hints)
 
 
 WRITERS = {"add": cot_add, "sub": cot_sub, "mul": cot_mul, "count": cot_count, "linear": cot_linear,
@@ -356,7 +357,7 @@ def reasoning(question, family=None, offset=0, width=0, sort_trace="buckets", fi
     if fam.name == "count":
         return cot_count(params, width)
     if fam.name == "sort":
-        if sort_trace in ("indexed", "nth"):
+        if sort_trace in LETTERED:
             letters = entry_letters(sorted(params), item_offset, sort_trace)
         else:
             letters = [] if item_offset is None else [c for c, _ in item_hints(question, item_offset)]
